@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= cpu,train,serve,demo,dev
+
+.PHONY: demo test venv lenet clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[$(EXTRAS)]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv           ## launch the Gradio app on the shipped models (http://127.0.0.1:7860)
+	$(VENV)/bin/convzoo demo
+
+test: venv           ## the whole test suite
+	$(PY) -m pytest -q
+
+lenet: venv          ## train, export and evaluate LeNet-5 on Fashion-MNIST into ./store
+	$(VENV)/bin/convzoo train lenet5-fashion --out runs
+	$(VENV)/bin/convzoo export lenet5-fashion --checkpoint runs/lenet5-fashion/best.pt --out store
+	$(VENV)/bin/convzoo eval lenet5-fashion --store store
+
+clean:
+	rm -rf $(VENV) runs store

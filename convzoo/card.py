@@ -1,0 +1,129 @@
+"""Model cards (README.md in each model folder), Hugging Face style, rendered from the manifest alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from convzoo.registry import StoredModel
+
+BENCHMARK_ROWS = {  # the Fashion-MNIST README's benchmark table (zalandoresearch/fashion-mnist)
+    "lenet5": "2 Conv+pooling: 0.876-0.925",
+    "alexnet": "2 Conv+pooling+ELU / AlexNet-like rows: 0.903-0.925",
+    "vgg": "VGG16 (26M params): 0.935",
+    "googlenet": "GoogLeNet with cross-entropy loss: 0.937",
+    "resnet": "ResNet18: 0.949",
+}
+
+
+def ten_lines(stored: StoredModel) -> str:
+    """Ten lines of Python that run the model with onnxruntime using only the file's own metadata."""
+    task = stored.manifest["entry"]["task"]
+    head = (
+        "import json, numpy as np, onnxruntime as ort\n"
+        "from PIL import Image\n"
+        f'session = ort.InferenceSession("{stored.name}/model.onnx")\n'
+        "meta = session.get_modelmeta().custom_metadata_map\n"
+        'pre = json.loads(meta["convzoo.preprocess"])\n'
+        'image = Image.open("image.png").convert("L" if pre["color"] == "gray" else "RGB")\n'
+        'image = image.resize(pre["size"][::-1]) if pre["size"] else image\n'
+        'x = np.asarray(image, np.float32).reshape(image.height, image.width, -1).transpose(2, 0, 1)[None]\n'
+        'x = (x * pre["scale"] - np.array(pre["mean"], np.float32)[:, None, None]) / np.array(pre["std"], np.float32)[:, None, None]\n'
+        "out = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]\n"
+    )
+    tail = {
+        "classification": 'print(json.loads(meta["convzoo.labels"])[int(out.argmax())])\n',
+        "segmentation": 'Image.fromarray((out[0].argmax(0) * 255).astype(np.uint8)).save("mask.png")\n',
+        "style": 'Image.fromarray(out[0].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)).save("styled.png")\n',
+    }[task]
+    return head + tail
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _metrics_section(metrics: Mapping[str, Any], labels: list[str]) -> list[str]:
+    if not metrics:
+        return ["Not evaluated yet: run `convzoo eval NAME`."]
+    lines = ["| metric | value |", "| --- | --- |"]
+    for key, value in metrics.items():
+        if isinstance(value, (dict, list)):
+            continue
+        lines.append(f"| {key.replace('_', ' ')} | {_fmt(value)} |")
+    per_class = metrics.get("per_class_accuracy")
+    if per_class:
+        lines += ["", "Per-class accuracy:", "", "| class | accuracy |", "| --- | --- |"]
+        lines += [f"| {label} | {per_class[label]:.4f} |" for label in labels if label in per_class]
+    return lines
+
+
+def _bench_section(bench: Mapping[str, Any]) -> list[str]:
+    rows = bench.get("rows", [])
+    if not rows:
+        return []
+    lines = [f"Latency measured by `convzoo bench` on {bench.get('machine', 'this machine')} ({bench.get('date', '')}), "
+             "median milliseconds per batch, side by side in one run:", "",
+             "| runtime | batch | median ms | images/s | speed-up vs PyTorch |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        speedup = row.get("speedup_vs_torch")
+        lines.append(f"| {row['runtime']} | {row['batch']} | {row['median_ms']:.3f} | {row['images_per_s']:.0f} | "
+                     f"{'-' if speedup is None else f'{speedup:.2f}x'} |")
+    return lines
+
+
+def render_card(stored: StoredModel) -> str:
+    m = stored.manifest
+    entry = m["entry"]
+    metrics = m.get("metrics", {})
+    training = m.get("training", {})
+    parity = m.get("parity", {})
+    labels = entry.get("labels", [])
+    tags = ["onnx", "convzoo", entry["task"], entry["arch"], entry["dataset"]]
+    lines = ["---", "library_name: onnx", f"tags: [{', '.join(tags)}]", f"datasets: [{entry['dataset']}]", "---", "",
+             f"# {stored.name}", "", entry.get("summary", ""), ""]
+    if entry.get("paper"):
+        lines += [f"**Paper:** {entry['paper']}, {entry['year']}.", ""]
+    if m.get("arch_doc"):
+        lines += ["## Architecture and how it differs from the paper", "", m["arch_doc"], ""]
+    lines += [f"Parameters: {entry.get('params') or m.get('params', '-'):,}" if isinstance(entry.get('params') or m.get('params'), int)
+              else "Parameters: -",
+              f"MACs per image: {entry.get('macs') or m.get('macs', '-'):,}" if isinstance(entry.get('macs') or m.get('macs'), int)
+              else "MACs per image: -",
+              f"ONNX file: {m.get('size_bytes', 0) / 2**20:.2f} MiB, sha256 `{m.get('sha256', '')}`", ""]
+    lines += ["## Evaluation", ""] + _metrics_section(metrics, labels) + [""]
+    if entry["arch"].split("_")[0].rstrip("0123456789") in ("lenet", "alexnet", "vgg", "googlenet", "resnet") \
+            and entry["dataset"] == "fashion-mnist":
+        family = entry["arch"].split("_")[0].rstrip("0123456789")
+        lines += [f"Compared with the Fashion-MNIST benchmark row: {BENCHMARK_ROWS.get(family, '-')}.", ""]
+    if m.get("quantization"):
+        q = m["quantization"]
+        lines += ["## Quantization", "", f"Static INT8 (QDQ) from `{q.get('base')}`, calibrated on "
+                  f"{q.get('calibration_images')} training images. FP32 accuracy {_fmt(q.get('fp32_accuracy'))}, "
+                  f"INT8 accuracy {_fmt(q.get('int8_accuracy'))}.", ""]
+    bench = _bench_section(m.get("bench", {}))
+    if bench:
+        lines += ["## Speed", ""] + bench + [""]
+    lines += ["## Training", ""]
+    recipe = entry.get("recipe", {})
+    lines += [f"- Data: {entry['dataset']}" + (f" ({training['data']})" if training.get("data") else "")]
+    lines += [f"- Recipe: {json.dumps({k: v for k, v in recipe.items() if v not in ({}, [], None)})}"]
+    for key in ("epochs_run", "seconds", "machine", "device", "best_epoch", "val_accuracy", "weights"):
+        if key in training:
+            lines.append(f"- {key.replace('_', ' ')}: {_fmt(training[key])}")
+    lines.append("")
+    if parity:
+        lines += ["## Export parity (PyTorch vs. ONNX Runtime)", "",
+                  f"On {parity.get('n')} {parity.get('inputs', 'inputs')}: max abs difference "
+                  f"{parity.get('max_abs_diff', 0):.2e}, top-1 agreement {parity.get('top1_agreement', '-')}.", ""]
+    lines += ["## Run it with onnxruntime", "", "The file carries its own preprocessing (`convzoo.preprocess`), "
+              "labels and output description in its metadata:", "", "```python", ten_lines(stored).rstrip(), "```", ""]
+    if m.get("credit"):
+        lines += ["## Credit", "", m["credit"], ""]
+    source = m.get("source", {})
+    lines += ["## Provenance", "", f"Exported by convzoo {source.get('versions', {}).get('convzoo', '')} "
+              f"at commit {source.get('git_commit') or '-'} on {source.get('date', '-')}.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""`convzoo ...`: the command line. Flags are resolved here and passed on as plain values.
+
+Importing this module needs no torch: each command imports what it uses when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from convzoo import __version__, registry
+from convzoo.errors import ConvzooError
+
+
+def _store(args: argparse.Namespace) -> registry.Store:
+    return registry.Store(args.store) if getattr(args, "store", None) else registry.Store()
+
+
+def _human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return "-"
+
+
+def _count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.2f}{suffix}"
+    return str(n)
+
+
+def headline_metric(metrics: dict) -> str:
+    for key in ("accuracy", "pixel_error", "dice"):
+        if key in metrics:
+            value = metrics[key]
+            return f"{key.replace('_', ' ')} {value:.4f}" if key != "accuracy" else f"{value:.4f}"
+    return "-"
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _store(args)
+    table = Table(title=f"convzoo {__version__}: models (store: {', '.join(map(str, store.roots))})")
+    for column in ("name", "task", "dataset", "params", "MACs", "in store", "accuracy", "ONNX size", "sha256"):
+        table.add_column(column, justify="right" if column in ("params", "MACs", "ONNX size") else "left")
+    for entry in registry.entries(args.task):
+        stored = store.find(entry.name)
+        table.add_row(entry.name, entry.task, entry.dataset, _count(entry.params), _count(entry.macs),
+                      "yes" if stored else "no",
+                      headline_metric(dict(stored.metrics)) if stored else "-",
+                      _human_size(stored.size_bytes) if stored and stored.onnx_path.is_file() else "-",
+                      stored.sha256[:12] if stored else "-")
+    Console(width=200).print(table)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    entry = registry.get(args.name)
+    print(json.dumps(entry.to_json() | {"labels": list(entry.labels[:20]) + (["..."] if len(entry.labels) > 20 else [])},
+                     indent=2))
+    stored = _store(args).find(args.name)
+    if stored is None:
+        print(f"\n{args.name} is not in the store: `convzoo train {args.name}` then `convzoo export {args.name}`.")
+    else:
+        print(f"\nIn the store at {stored.folder} (sha256 {stored.sha256})\n")
+        print(stored.card_path.read_text() if stored.card_path.is_file() else "(no model card)")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from convzoo.training import train
+
+    entry = registry.get(args.name)
+    changes = {key: value for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                             ("lr", args.lr), ("seed", args.seed)) if value is not None}
+    recipe = dataclasses.replace(entry.recipe, **changes)
+    checkpoint = train(entry, recipe, data_dir=args.data_dir, out_dir=args.out, device=args.device,
+                       resume=args.resume, max_steps=args.max_steps, download=args.download)
+    print(f"checkpoint: {checkpoint}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from convzoo.export import export_entry
+
+    entry = registry.get(args.name)
+    stored = export_entry(entry, checkpoint=args.checkpoint, weights=args.weights, store_root=args.out,
+                          data_dir=args.data_dir, skip_parity=args.skip_parity)
+    print(f"exported {stored.name} to {stored.folder} (sha256 {stored.sha256})")
+    if args.triton_repo:
+        from convzoo.export.triton import write_triton_repository
+
+        write_triton_repository(_store(args), Path(args.triton_repo), names=[args.name])
+        print(f"Triton model repository: {args.triton_repo}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from convzoo.evaluation import evaluate
+
+    metrics = evaluate(args.name, store=_store(args), data_dir=args.data_dir, limit=args.limit, write=not args.no_write)
+    print(json.dumps(metrics, indent=2))
+
+
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from convzoo.export.quantize import quantize
+
+    stored = quantize(args.name, store=_store(args), data_dir=args.data_dir, calibration_images=args.calibration)
+    print(f"quantized {args.name} -> {stored.name} ({stored.folder})")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from convzoo.benchmark import bench
+
+    bench(args.name, store=_store(args), batch_sizes=args.batch_sizes, repeats=args.repeats,
+          write_card=args.write_card)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from convzoo.serving import serve
+
+    serve(host=args.host, port=args.port, store=_store(args), models=args.models.split(",") if args.models else None,
+          threads=args.threads, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from convzoo.demos import launch
+
+    launch(store=_store(args), host=args.host, port=args.port, share=args.share)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convzoo", description="Classic CNNs: train, export to ONNX, evaluate, serve, demo.")
+    p.add_argument("--version", action="version", version=f"convzoo {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str, store: bool = True) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.set_defaults(func=func)
+        if store:
+            c.add_argument("--store", help="model store folder (default: $CONVZOO_HOME, ~/.cache/convzoo, shipped models)")
+        return c
+
+    c = command("list", cmd_list, "list every model convzoo knows and what the store holds")
+    c.add_argument("--task", choices=["classification", "segmentation", "style"])
+    c = command("info", cmd_info, "show one model's entry and its model card")
+    c.add_argument("name")
+
+    c = command("train", cmd_train, "train a model with its registry recipe", store=False)
+    c.add_argument("name")
+    c.add_argument("--epochs", type=int)
+    c.add_argument("--batch-size", type=int)
+    c.add_argument("--lr", type=float)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda")
+    c.add_argument("--data-dir", help="folder with the data set (Fashion-MNIST: its idx files)")
+    c.add_argument("--download", action="store_true", help="let torchvision download MNIST / CIFAR-10")
+    c.add_argument("--out", default="runs", help="run folder root (default: runs/)")
+    c.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    c.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke runs)")
+
+    c = command("export", cmd_export, "export a trained model to ONNX in the store", store=False)
+    c.add_argument("name")
+    c.add_argument("--checkpoint", help="checkpoint file (default: runs/NAME/best.pt)")
+    c.add_argument("--weights", help="ImageNet models: 'torchvision' for torchvision's weights, or a state-dict file")
+    c.add_argument("--out", help="store folder to write into (default: $CONVZOO_HOME or ~/.cache/convzoo)")
+    c.add_argument("--data-dir")
+    c.add_argument("--skip-parity", action="store_true", help=argparse.SUPPRESS)
+    c.add_argument("--triton-repo", help="also write a Triton model repository here")
+    c.add_argument("--store", help=argparse.SUPPRESS)
+
+    c = command("eval", cmd_eval, "evaluate an exported ONNX model on the real test set (onnxruntime, no torch)")
+    c.add_argument("name")
+    c.add_argument("--data-dir")
+    c.add_argument("--limit", type=int, help="only the first N test images (smoke runs)")
+    c.add_argument("--no-write", action="store_true", help="do not write the metrics into the manifest and card")
+
+    c = command("quantize", cmd_quantize, "make the static INT8 (QDQ) twin NAME-int8 of an exported classifier")
+    c.add_argument("name")
+    c.add_argument("--data-dir")
+    c.add_argument("--calibration", type=int, default=512, help="training images used to calibrate")
+
+    c = command("bench", cmd_bench, "latency of PyTorch, ONNX Runtime FP32 and INT8, side by side in one run")
+    c.add_argument("name")
+    c.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 64])
+    c.add_argument("--repeats", type=int, default=50)
+    c.add_argument("--write-card", action="store_true", help="write the numbers into the model's manifest and card")
+
+    c = command("serve", cmd_serve, "serve the store over HTTP (KServe v2 / Open Inference Protocol)")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--models", help="comma-separated names (default: every model in the store)")
+    c.add_argument("--threads", type=int, help="onnxruntime intra-op threads per session")
+    c.add_argument("--max-batch", type=int, default=32)
+    c.add_argument("--batch-delay-ms", type=float, default=2.0, help="dynamic batching window; 0 turns it off")
+    c.add_argument("--token", help="bearer token required on every route except health (or $CONVZOO_TOKEN)")
+
+    c = command("demo", cmd_demo, "launch the Gradio app")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=7860)
+    c.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ConvzooError as e:
+        print(f"convzoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("convzoo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The table of models. Standard library only: training, export, serving and demos all read it.
+
+``params`` and ``macs`` are measured from the built models by ``tests/test_zoo.py`` (cf. the
+``num_params`` and ``_ops`` of torchvision's weights meta); they let `convzoo list` run without torch.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from convzoo.registry import ModelEntry, Output, Preprocess, Recipe
+
+FASHION_MNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+MNIST = tuple(str(digit) for digit in range(10))
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# torchvision's ImageNet class names (torchvision.models._meta._IMAGENET_CATEGORIES), copied so
+# that the table needs no torch; tests/test_zoo.py checks the copy.
+IMAGENET = tuple(resources.files("convzoo").joinpath("imagenet_classes.txt").read_text().splitlines())
+
+FASHION_PRE = Preprocess(color="gray", size=(28, 28), mean=(0.2860,), std=(0.3530,))
+MNIST_PRE = Preprocess(color="gray", size=(28, 28), mean=(0.1307,), std=(0.3081,))
+CIFAR10_PRE = Preprocess(color="rgb", size=(32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+IMAGENET_PRE = Preprocess(color="rgb", size=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                          crop_pct=0.875)
+LOGITS = Output(kind="logits")
+
+PAPERS = {
+    "lenet5": ("Gradient-based learning applied to document recognition (LeCun et al.)", 1998),
+    "alexnet": ("ImageNet classification with deep convolutional neural networks (Krizhevsky et al.)", 2012),
+    "vgg": ("Very deep convolutional networks for large-scale image recognition (Simonyan & Zisserman)", 2014),
+    "googlenet": ("Going deeper with convolutions (Szegedy et al.)", 2014),
+    "resnet": ("Deep residual learning for image recognition (He et al.)", 2015),
+    "unet": ("U-Net: convolutional networks for biomedical image segmentation (Ronneberger et al.)", 2015),
+    "style": ("Perceptual losses for real-time style transfer and super-resolution (Johnson et al.)", 2016),
+}
+
+# The five classic ImageNet architectures convzoo defines in two sizes: the paper's (torchvision
+# state-dict compatible) and a small-input one for 28x28 grey and 32x32 RGB images.
+CLASSIC = {  # arch -> (paper key, torchvision weights enum)
+    "alexnet": ("alexnet", "AlexNet_Weights.IMAGENET1K_V1"),
+    "vgg11": ("vgg", "VGG11_Weights.IMAGENET1K_V1"),
+    "vgg11_bn": ("vgg", "VGG11_BN_Weights.IMAGENET1K_V1"),
+    "vgg16": ("vgg", "VGG16_Weights.IMAGENET1K_V1"),
+    "vgg16_bn": ("vgg", "VGG16_BN_Weights.IMAGENET1K_V1"),
+    "googlenet": ("googlenet", "GoogLeNet_Weights.IMAGENET1K_V1"),
+    "resnet18": ("resnet", "ResNet18_Weights.IMAGENET1K_V1"),
+}
+
+# Recipes for the small-input variants on Fashion-MNIST (issue #5 lists the target accuracies).
+FASHION_RECIPES = {
+    "lenet5": Recipe(epochs=15, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
+                     schedule="onecycle", augment=("crop",)),
+    "alexnet": Recipe(epochs=30, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
+                      schedule="onecycle", label_smoothing=0.1, augment=("crop", "flip", "erase")),
+    "vgg11": Recipe(epochs=30, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
+                    schedule="onecycle", label_smoothing=0.1, augment=("crop", "flip", "erase")),
+    "googlenet": Recipe(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                        schedule="onecycle", label_smoothing=0.1, augment=("crop", "flip", "erase")),
+    "resnet18": Recipe(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                       schedule="onecycle", label_smoothing=0.1, augment=("crop", "flip", "erase")),
+}
+FASHION_RECIPES.update({arch: FASHION_RECIPES["vgg11"] for arch in ("vgg11_bn", "vgg16", "vgg16_bn")})
+
+
+def _display(arch: str) -> str:
+    return arch.replace("_", "")  # vgg16_bn -> vgg16bn in model names
+
+
+def _classic_entries() -> list[ModelEntry]:
+    out = []
+    for arch, (paper_key, weights) in CLASSIC.items():
+        paper, year = PAPERS[paper_key]
+        out.append(ModelEntry(
+            name=f"{_display(arch)}-imagenet", task="classification", arch=arch, dataset="imagenet",
+            preprocess=IMAGENET_PRE, output=LOGITS, labels=IMAGENET, paper=paper, year=year,
+            recipe=Recipe(epochs=90, batch_size=256, optimizer="sgd", lr=0.1, schedule="cosine"),
+            pretrained=weights,
+            summary=f"The paper's {arch} for 224x224 RGB ImageNet images; state-dict compatible with "
+                    f"torchvision's {arch}, so `convzoo export` can take torchvision's ImageNet weights."))
+        out.append(ModelEntry(
+            name=f"{_display(arch)}-fashion", task="classification", arch=f"{arch}_small", dataset="fashion-mnist",
+            preprocess=FASHION_PRE, output=LOGITS, labels=FASHION_MNIST, paper=paper, year=year,
+            recipe=FASHION_RECIPES[arch],
+            summary=f"{arch} shrunk for 28x28 grey images: see the architecture's docstring for the widths, "
+                    f"strides and pooling that differ from the paper."))
+    return out
+
+
+def _int8_twin(entry: ModelEntry) -> ModelEntry:
+    import dataclasses
+
+    return dataclasses.replace(entry, name=f"{entry.name}-int8", quantization="int8", base=entry.name,
+                               summary=f"{entry.name} after onnxruntime's static INT8 quantization (QDQ), "
+                                       f"calibrated on training images.")
+
+
+STYLES = {  # name -> (painting file in convzoo/assets/styles, title, artist, year)
+    "starry-night": ("starry_night.jpg", "The Starry Night", "Vincent van Gogh", "1889"),
+    "great-wave": ("great_wave.jpg", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831"),
+    "shipwreck": ("shipwreck_of_the_minotaur.jpg", "The Wreck of a Transport Ship", "J. M. W. Turner", "c. 1810"),
+    "wheat-field": ("wheat_field_with_cypresses.jpg", "Wheat Field with Cypresses", "Vincent van Gogh", "1889"),
+    "grande-jatte": ("grande_jatte.jpg", "A Sunday on La Grande Jatte", "Georges Seurat", "1884-86"),
+}
+
+
+def _style_entries() -> list[ModelEntry]:
+    paper, year = PAPERS["style"]
+    return [ModelEntry(
+        name=f"style-{key}", task="style", arch="transformer_net", dataset="style-content-photos",
+        preprocess=Preprocess(color="rgb", size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), scale=1.0),
+        output=Output(kind="image", range=(0.0, 255.0)), labels=(), paper=paper, year=year,
+        recipe=Recipe(epochs=1, batch_size=8, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
+                      val_split=0, options={"style_image": painting, "image_size": 256, "steps": 2000,
+                                            "content_weight": 1.0, "style_weight": 5.0, "loss_network": "random-vgg"}),
+        summary=f"Paints a photo like {title} ({artist}, {painting_year}); a feed-forward TransformerNet.")
+        for key, (painting, title, artist, painting_year) in STYLES.items()]
+
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="lenet5-fashion", task="classification", arch="lenet5", dataset="fashion-mnist",
+        preprocess=FASHION_PRE, output=LOGITS, labels=FASHION_MNIST, recipe=FASHION_RECIPES["lenet5"],
+        paper=PAPERS["lenet5"][0], year=PAPERS["lenet5"][1],
+        summary="LeNet-5 as the paper draws it (28x28 padded to 32x32, C1-S2-C3-S4-C5-F6), with ReLU and "
+                "max-pooling in place of scaled tanh and subsampling."),
+    ModelEntry(
+        name="lenet5-mnist", task="classification", arch="lenet5", dataset="mnist",
+        preprocess=MNIST_PRE, output=LOGITS, labels=MNIST,
+        recipe=Recipe(epochs=10, batch_size=128, optimizer="sgd", lr=0.05, schedule="onecycle"),
+        paper=PAPERS["lenet5"][0], year=PAPERS["lenet5"][1],
+        summary="LeNet-5 on the digits it was made for (MNIST, downloaded by torchvision)."),
+    *_classic_entries(),
+    ModelEntry(
+        name="resnet18-cifar10", task="classification", arch="resnet18_small", dataset="cifar10",
+        preprocess=CIFAR10_PRE, output=LOGITS, labels=CIFAR10, paper=PAPERS["resnet"][0], year=PAPERS["resnet"][1],
+        recipe=Recipe(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, schedule="onecycle",
+                      label_smoothing=0.1, augment=("crop", "flip")),
+        summary="The small-input ResNet-18 on 32x32 RGB CIFAR-10 images (downloaded by torchvision)."),
+    ModelEntry(
+        name="unet-membranes", task="segmentation", arch="unet", dataset="isbi2012-em",
+        preprocess=Preprocess(color="gray", size=None, mean=(0.5,), std=(0.25,)),
+        output=Output(kind="mask_logits"), labels=("membrane", "cell"),
+        arch_args={"depth": 4, "width": 16, "padding": "same"},
+        paper=PAPERS["unet"][0], year=PAPERS["unet"][1],
+        recipe=Recipe(epochs=60, batch_size=8, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine",
+                      augment=("elastic", "flip", "rotate", "brightness"), val_split=5,
+                      options={"tile": 256, "loss": "weighted_ce+dice", "membrane_weight": 2.0}),
+        summary="U-Net on the ISBI 2012 EM sections (the paper's data): membrane vs. cell per pixel; "
+                "same padding and a quarter of the paper's widths."),
+    *_style_entries(),
+)
+ENTRIES = (*ENTRIES, *(_int8_twin(e) for e in ENTRIES if e.dataset == "fashion-mnist"))
