@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny model store, free ports, a launched Gradio app, a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/tinystore.py, importable by every test module
+
+from tinystore import build_tiny_store  # noqa: E402
+
+from convzoo import registry  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"  # screenshots and other things a person may want to look at after a run
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FASHION_DIR = Path(os.environ.get("CONVZOO_DATA", "/usr/share/datasets/fashion-mnist"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> registry.Store:
+    return build_tiny_store(tmp_path_factory.mktemp("tiny-store"))
+
+
+@pytest.fixture(scope="session")
+def shipped_store() -> registry.Store:
+    return registry.Store(registry.shipped_store())
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    if not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").exists() and not (FASHION_DIR / "t10k-images-idx3-ubyte").exists():
+        pytest.fail(f"Fashion-MNIST is not in {FASHION_DIR}: `apt-get install dataset-fashion-mnist` (.ci/run does)")
+    return FASHION_DIR
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def launch_gradio(store: registry.Store) -> Iterator[str]:
+    """Launch the whole app on 127.0.0.1 and a free port; yield its URL; close it afterwards."""
+    from convzoo.demos.app import build_app
+
+    app = build_app(store).queue()
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url.rstrip("/") + "/"
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_store) -> Iterator[str]:
+    """The app on the tiny store (fast; no trained models needed)."""
+    yield from launch_gradio(tiny_store)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright; never a downloaded browser."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium chromium-driver` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
