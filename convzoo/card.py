@@ -54,6 +54,8 @@ def _metrics_section(metrics: Mapping[str, Any], labels: list[str]) -> list[str]
         if isinstance(value, (dict, list)):
             continue
         lines.append(f"| {key.replace('_', ' ')} | {_fmt(value)} |")
+    if metrics.get("confusion_png"):
+        lines += ["", f"![confusion matrix on the test set]({metrics['confusion_png']})"]
     per_class = metrics.get("per_class_accuracy")
     if per_class:
         lines += ["", "Per-class accuracy:", "", "| class | accuracy |", "| --- | --- |"]

@@ -1,0 +1,61 @@
+"""Real inputs for parity checks and test_data_set_0: test images where the data is local, else photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from convzoo.registry import ModelEntry
+from convzoo.runtime import preprocess_image
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def normalize_batch(pixels: np.ndarray, entry: ModelEntry) -> np.ndarray:
+    """uint8 N x H x W (grey) -> N x 1 x H x W float32, exactly as ``runtime.normalize`` does one image."""
+    pre = entry.preprocess
+    x = pixels.astype(np.float32)[:, None]
+    mean = np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1)
+    return ((x * np.float32(pre.scale) - mean) / std).astype(np.float32)
+
+
+def photos() -> list[np.ndarray]:
+    """The colour photos bundled with scikit-image (no download)."""
+    from skimage import data
+
+    return [getattr(data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")]
+
+
+def membrane_sections(data_dir: str | Path | None) -> list[Path]:
+    root = Path(data_dir) if data_dir else REPO / "data" / "isbi2012-em"
+    return sorted((root / "train" / "image").glob("*.png"), key=lambda p: int(p.stem))[-5:]
+
+
+def sample_inputs(entry: ModelEntry, n: int, data_dir: str | Path | None = None) -> tuple[np.ndarray, str]:
+    rng = np.random.default_rng(0)
+    if entry.dataset == "fashion-mnist" and entry.preprocess.size is not None:
+        from convzoo.data.idx import load_split
+
+        images, _ = load_split("test", data_dir)
+        return normalize_batch(images[:n], entry), f"Fashion-MNIST test images 0..{n - 1}"
+    if entry.dataset == "isbi2012-em" and membrane_sections(data_dir):
+        sections = membrane_sections(data_dir)
+        crops = []
+        for i in range(n):
+            image = Image.open(sections[i % len(sections)]).convert("L")
+            top, left = rng.integers(0, image.height - 256), rng.integers(0, image.width - 256)
+            crops.append(preprocess_image(image.crop((left, top, left + 256, top + 256)), entry.preprocess))
+        return np.concatenate(crops), "256x256 crops of held-out ISBI 2012 sections"
+    size = entry.preprocess.size or (256, 256)
+    batch = []
+    pool = photos()
+    for i in range(n):
+        photo = pool[i % len(pool)]
+        side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2])))
+        top, left = rng.integers(0, photo.shape[0] - side + 1), rng.integers(0, photo.shape[1] - side + 1)
+        crop = Image.fromarray(photo[top:top + side, left:left + side]).resize(size[::-1], Image.Resampling.BILINEAR)
+        batch.append(preprocess_image(crop, entry.preprocess))
+    return np.concatenate(batch), f"random crops of scikit-image's bundled photos at {size[0]}x{size[1]}"
