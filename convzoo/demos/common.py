@@ -1,0 +1,254 @@
+"""What the model tabs share: readable errors, image reading, model choices, example files. No torch.
+
+Every handler is wrapped by ``readable_errors``: a user's mistake (a file that is not an image, a
+huge image, an empty sketch, a model missing from the store) reaches the page as a sentence in a
+``gr.Error``, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from convzoo import registry
+from convzoo.errors import BadInputError, ConvzooError
+from convzoo.registry import Store, StoredModel
+from convzoo.runtime import MAX_PIXELS, to_rgb_or_gray
+
+log = logging.getLogger("convzoo.demos")
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+FASHION_EXAMPLES = ASSETS / "fashion_examples"
+STYLE_PAINTINGS = ASSETS / "styles"
+MEMBRANE_EXAMPLES = ASSETS / "membranes"
+CACHE = Path(tempfile.gettempdir()) / "convzoo-demo"  # example photos, thumbnails and downloads the app writes
+PREVIEW_SIDE = 280  # "what the model sees" is drawn this many pixels wide
+
+
+def allow_files() -> None:
+    """Let Gradio serve the shipped assets and the app's own cache, wherever convzoo is installed."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([str(ASSETS), str(CACHE)])
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+
+
+def image_error(e: Exception) -> str:
+    if isinstance(e, Image.DecompressionBombError):
+        return f"the image is far too large to decode safely ({e}); scale it below {MAX_PIXELS:,} pixels first"
+    if isinstance(e, UnidentifiedImageError):
+        return "that file is not an image this app can read: upload a PNG, JPEG, WebP, GIF, BMP or TIFF"
+    return f"the image could not be read ({e}); upload a PNG or JPEG"
+
+
+def readable_errors(fn: Callable) -> Callable:
+    """Turn the errors a user can cause into a ``gr.Error`` with a sentence; log anything unexpected."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ConvzooError as e:
+            raise gr.Error(str(e)) from e
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
+            raise gr.Error(image_error(e)) from e
+        except Exception as e:  # a bug, not a user mistake: keep the traceback in the log, a sentence on the page
+            log.exception("demo handler %s failed", fn.__name__)
+            raise gr.Error(f"convzoo failed on this input ({type(e).__name__}: {e}); please report it") from e
+
+    return wrapper
+
+
+class SafeImage(gr.Image):
+    """``gr.Image`` whose bad uploads (not an image, decompression bombs) fail with a sentence, not a traceback."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the same front-end component as gr.Image
+
+    def preprocess(self, payload):  # noqa: ANN001, ANN201 -- Gradio's own signature
+        path = getattr(payload, "path", None)
+        try:
+            if path:
+                with Image.open(path) as probe:  # reads the header only: a bomb is refused before it is decoded
+                    width, height = probe.size
+                if width * height > MAX_PIXELS:
+                    raise gr.Error(f"the image is {width}x{height} pixels, more than this app's limit of "
+                                   f"{MAX_PIXELS:,}; scale it down and upload it again")
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+            raise gr.Error(image_error(e)) from e
+
+
+def as_image(value: Any) -> Image.Image:
+    """A PIL image from what a Gradio input gives: PIL, numpy, a file path, or an ImageEditor dict."""
+    if value is None:
+        raise BadInputError("no image yet: upload one, draw one, or pick an example")
+    if isinstance(value, dict):
+        return sketch_image(value)
+    if isinstance(value, np.ndarray):
+        return Image.fromarray(value.astype(np.uint8) if value.dtype != np.uint8 else value)
+    if isinstance(value, (str, Path)):
+        with Image.open(value) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise BadInputError(f"the image is {im.width}x{im.height} pixels, more than the limit of {MAX_PIXELS:,}")
+            im.load()
+            return im.copy()
+    if isinstance(value, Image.Image):
+        return value
+    raise BadInputError(f"expected an image, got {type(value).__name__}")
+
+
+def sketch_image(value: dict) -> Image.Image:
+    """The composite of a Sketchpad/ImageEditor value on white; an empty canvas is refused."""
+    composite = value.get("composite")
+    if composite is None:
+        layers = [layer for layer in value.get("layers") or [] if layer is not None]
+        composite = value.get("background") or (layers[0] if layers else None)
+    if composite is None:
+        raise BadInputError("the sketch is empty: draw something on the canvas first")
+    image = as_image(composite)
+    flat = np.asarray(to_rgb_or_gray(image, "gray"), np.float32)
+    if flat.size == 0 or float(flat.max() - flat.min()) < 8:
+        raise BadInputError("the sketch is empty: draw something on the canvas first (dark strokes on the light canvas)")
+    return to_rgb_or_gray(image, "rgb")
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+
+
+def accuracy_of(stored: StoredModel) -> float | None:
+    metrics = stored.metrics
+    for key in ("accuracy", "top1", "test_accuracy", "dice"):
+        if isinstance(metrics.get(key), (int, float)):
+            return float(metrics[key])
+    return None
+
+
+def model_choice(stored: StoredModel) -> tuple[str, str]:
+    """``(label, name)`` for a dropdown: the name with its accuracy and ONNX size."""
+    acc = accuracy_of(stored)
+    metric = "Dice" if stored.task == "segmentation" else "acc"
+    quality = f"{metric} {acc:.1%}" if acc is not None else "not evaluated"
+    size = stored.manifest.get("size_bytes") or (stored.size_bytes if stored.onnx_path.exists() else 0)
+    return f"{stored.name} · {quality} · {size / 2**20:.2f} MiB", stored.name
+
+
+def model_choices(store: Store, task: str) -> list[tuple[str, str]]:
+    try:
+        return [model_choice(m) for m in store.models(task)]
+    except ConvzooError as e:  # an unreadable manifest must not take the whole app down
+        log.warning("cannot list the %s models: %s", task, e)
+        return []
+
+
+SUGGESTED = {"classification": "lenet5-fashion", "segmentation": "unet-membranes", "style": "style-starry-night"}
+
+
+def missing_model_text(task: str, store: Store) -> str:
+    """What to do when the store holds no model for a task: train and export it, or point at a store."""
+    name = SUGGESTED[task]
+    known = ", ".join(f"`{n}`" for n in registry.names(task)[:6])
+    return (f"**No {task} model in the store** ({', '.join(str(r) for r in store.roots)}).\n\n"
+            f"Train and export one: `convzoo train {name}` then `convzoo export {name}` "
+            f"(other {task} models: {known}); or copy a model folder (model.onnx, model.json, README.md) into "
+            f"`$CONVZOO_HOME` or `~/.cache/convzoo`, then restart the demo.")
+
+
+def dataset_of(store: Store, name: str | None) -> str:
+    if not name:
+        return ""
+    stored = store.find(name)
+    return stored.manifest["entry"].get("dataset", "") if stored else ""
+
+
+# ----------------------------------------------------------------------------------------------
+# pictures
+
+
+def enlarge(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """Nearest-neighbour enlargement so that each input pixel stays a visible square."""
+    factor = max(1, side // max(pixels.shape[:2]))
+    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+
+
+def tensor_picture(x: np.ndarray) -> np.ndarray:
+    """A 1xCxHxW model input drawn as it is: its own min..max stretched to black..white, per tensor."""
+    chw = x[0]
+    low, high = float(chw.min()), float(chw.max())
+    scaled = (chw - low) / (high - low) if high > low else np.zeros_like(chw)
+    pixels = (scaled.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    return enlarge(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+def save_png(image: Image.Image, prefix: str) -> str:
+    """A PNG in the app's cache folder, for a download button."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=CACHE, prefix=prefix, suffix=".png", delete=False) as f:
+        image.save(f, format="PNG")
+        return f.name
+
+
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def skimage_photos(names: Iterable[str] = SKIMAGE_PHOTOS) -> list[str]:
+    """scikit-image's bundled photos as PNG files (written once), for gr.Examples."""
+    try:
+        import skimage.data
+    except ImportError:  # scikit-image is in convzoo[demo]; without it the tabs simply have fewer examples
+        return []
+    CACHE.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        path = CACHE / f"skimage-{name}.png"
+        if not path.exists():
+            try:
+                Image.fromarray(getattr(skimage.data, name)()).save(path)
+            except Exception as e:  # noqa: BLE001 -- a missing bundled file only costs one example
+                log.warning("scikit-image photo %s unavailable: %s", name, e)
+                continue
+        paths.append(str(path))
+    return paths
+
+
+def fashion_examples(per_class: int = 1) -> list[str]:
+    """Real Fashion-MNIST test images shipped in convzoo/assets, ``per_class`` of each class."""
+    seen: dict[str, int] = {}
+    out = []
+    for path in sorted(FASHION_EXAMPLES.glob("*.png")):
+        label = path.stem.split("-", 1)[1]
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            out.append(str(path))
+    return out
+
+
+class Timer:
+    """Milliseconds spent in a ``with`` block."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ms = (time.perf_counter() - self.start) * 1000
+
+
+def intro(text: str) -> gr.Markdown:
+    return gr.Markdown(text, elem_classes=["convzoo-intro"])

@@ -1,0 +1,105 @@
+"""Models tab: the registry as a table, each model's card, its ONNX file, and ten lines that run it."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from convzoo import registry
+from convzoo.card import ten_lines
+from convzoo.demos.common import accuracy_of, intro, readable_errors
+from convzoo.errors import ConvzooError
+from convzoo.registry import Store, StoredModel
+
+INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each: "
+         "accuracy (Dice for segmentation), ONNX file size and sha256. Choose one to read its model card, "
+         "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own metadata.")
+COLUMNS = ["name", "task", "dataset", "params", "MACs", "accuracy", "ONNX MiB", "sha256", "in store"]
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def rows(store: Store) -> list[list[str]]:
+    """One row per registry entry, then any stored model the registry does not name (a user's own export)."""
+    stored = {}
+    try:
+        stored = {m.name: m for m in store.models()}
+    except ConvzooError as e:
+        gr.Warning(f"part of the store could not be read: {e}")
+    table = []
+    entries = {e.name: e.to_json() for e in registry.entries()}
+    for name in [*entries, *(n for n in stored if n not in entries)]:
+        m = stored.get(name)
+        entry = m.manifest["entry"] if m else entries[name]
+        acc = accuracy_of(m) if m else None
+        size = (m.manifest.get("size_bytes") or 0) / 2**20 if m else None
+        table.append([name, entry["task"], entry["dataset"], _count(entry.get("params") or (m and m.manifest.get("params"))),
+                      _count(entry.get("macs") or (m and m.manifest.get("macs"))),
+                      f"{acc:.4f}" if acc is not None else "-", f"{size:.2f}" if size is not None else "-",
+                      m.sha256[:12] if m else "-", "yes" if m else "no"])
+    return table
+
+
+def _strip_front_matter(card: str) -> str:
+    if card.startswith("---"):
+        end = card.find("\n---", 3)
+        if end != -1:
+            return card[end + 4:].lstrip()
+    return card
+
+
+def _card_of(stored: StoredModel) -> str:
+    try:
+        return _strip_front_matter(stored.card_path.read_text())
+    except OSError:
+        from convzoo.card import render_card  # noqa: PLC0415 -- only when a folder lost its README
+
+        return _strip_front_matter(render_card(stored))
+
+
+@readable_errors
+def model_card(store: Store, name: str) -> tuple[str, Any, str]:
+    """The card (markdown), the ONNX file for the download button (None if absent), and the ten lines."""
+    if not name:
+        raise gr.Error("choose a model first")
+    stored = store.find(name)
+    if stored is None:
+        entry = registry.get(name)
+        how = (f"**{name} is not in the store.** {entry.summary}\n\nTrain and export it: `convzoo train {name}` then "
+               f"`convzoo export {name}`; or copy its folder (model.onnx, model.json, README.md) into `$CONVZOO_HOME` "
+               f"or `~/.cache/convzoo`.")
+        return how, gr.update(value=None, interactive=False, label="Not in the store"), \
+            f"# {name} is not in the store yet: train and export it first\n"
+    stored.verify()  # a corrupt file is refused here, with the reason, not offered for download
+    return (_card_of(stored), gr.update(value=str(stored.onnx_path), interactive=True,
+                                        label=f"Download {name}/model.onnx ({stored.size_bytes / 2**20:.2f} MiB)"),
+            ten_lines(stored))
+
+
+def pick_row(table_rows: list[list[str]], evt: gr.SelectData) -> str:
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    return table_rows[row][0] if row is not None and row < len(table_rows) else gr.skip()
+
+
+def tab(store: Store) -> None:
+    intro(INTRO)
+    table_rows = rows(store)
+    names = [r[0] for r in table_rows]
+    first = next((r[0] for r in table_rows if r[-1] == "yes"), names[0])
+    table = gr.Dataframe(table_rows, headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table",
+                         label="The registry (click a row)")
+    model = gr.Dropdown(names, value=first, label="Model", elem_id="models-model")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            card = gr.Markdown(elem_id="models-card")
+        with gr.Column(scale=2, min_width=300):
+            download = gr.DownloadButton("Download model.onnx", elem_id="models-download")
+            code = gr.Code(language="python", label="Run it with onnxruntime (ten lines)", elem_id="models-code")
+    show = gr.Button("Show card", elem_id="models-show")
+    model.change(partial(model_card, store), model, [card, download, code], api_name="model_card")
+    show.click(partial(model_card, store), model, [card, download, code], api_name=False)
+    table.select(partial(pick_row, table_rows), None, model, api_name=False)

@@ -1,0 +1,115 @@
+"""Style tab: repaint a photo with a fast neural style model (Johnson et al., 2016) from the store."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, SafeImage, Timer, allow_files, as_image, intro,
+                                  missing_model_text, readable_errors, save_png, skimage_photos)
+from convzoo.registry import Store
+from convzoo.zoo import STYLES
+
+INTRO = ("**Style** repaints a photo in the manner of a painting with one pass of a feed-forward network trained "
+         "for that painting (Johnson et al., 2016), not the slow optimisation of Gatys et al. "
+         "Pick a painting, then use the strength slider to blend the stylised result with the original photo.")
+THUMB_SIDE = 192
+
+
+def painting(name: str) -> tuple[Path, str] | None:
+    """The painting a ``style-<key>`` model was trained on, with its caption, if it ships with convzoo."""
+    key = name.removeprefix("style-")
+    if key not in STYLES:
+        return None
+    file, title, artist, year = STYLES[key]
+    path = STYLE_PAINTINGS / file
+    return (path, f"{title} ({artist}, {year})") if path.is_file() else None
+
+
+def thumbnail(path: Path) -> str:
+    """A small copy of a painting (they can be megapixels), written once to the app's cache."""
+    out = CACHE / f"thumb-{path.stem}.jpg"
+    if not out.exists() or out.stat().st_mtime < path.stat().st_mtime:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+            im.save(out, quality=88)
+    return str(out)
+
+
+def gallery_items(names: list[str], in_store: list[str]) -> list[tuple[str, str]]:
+    items = []
+    for name in names:
+        found = painting(name)
+        if found:
+            missing = "" if name in in_store else " (not in the store)"
+            items.append((thumbnail(found[0]), f"{name}: {found[1]}{missing}"))
+    return items
+
+
+@readable_errors
+def stylize(store: Store, name: str, image: Any, strength: float = 1.0, max_side: int = 512) -> tuple[Image.Image, str, str]:
+    """The stylised image blended with the original by ``strength``, a line with the time, and a PNG path."""
+    if not name:
+        raise gr.Error("choose a style first")
+    photo = as_image(image).convert("RGB")
+    max_side = int(max_side)
+    if max_side < 16:
+        raise gr.Error("the output size cap must be at least 16 pixels")
+    model = store.load(name)
+    with Timer() as t:
+        styled = model.stylize(photo, max_side=max_side)
+    original = photo.resize(styled.size, Image.Resampling.LANCZOS) if photo.size != styled.size else photo
+    strength = min(max(float(strength), 0.0), 1.0)
+    out = Image.blend(original, styled, strength) if strength < 1.0 else styled
+    info = (f"{name}: {styled.width}x{styled.height} px in {t.ms:.0f} ms on {model.session.get_providers()[0]}"
+            f" (strength {strength:.0%}).")
+    return out, info, save_png(out, f"{name}-")
+
+
+def pick_from_gallery(store: Store, names: list[str], evt: gr.SelectData) -> str:
+    """Choose the clicked painting's model; a painting whose model is not trained yet says how to get it."""
+    if evt.index is None or evt.index >= len(names):
+        return gr.skip()
+    name = names[evt.index]
+    if store.find(name) is None:
+        gr.Warning(f"{name} is not in the store: train and export it with `convzoo train {name}` then "
+                   f"`convzoo export {name}`", duration=10)
+        return gr.skip()
+    return name
+
+
+def tab(store: Store) -> None:
+    allow_files()
+    intro(INTRO)
+    names = store.names(task="style")
+    if not names:
+        gr.Markdown(missing_model_text("style", store))
+        return
+    shown = [f"style-{key}" for key in STYLES if painting(f"style-{key}")]  # every shipped painting, trained or not
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            content = SafeImage(type="pil", label="Content photo", height=300, elem_id="style-content")
+            photos = skimage_photos()
+            if photos:
+                gr.Examples(photos, inputs=content, label="Photos bundled with scikit-image")
+            if shown:
+                gallery = gr.Gallery(gallery_items(shown, names), label="Styles (click a painting)", columns=3, height=260,
+                                     allow_preview=False, elem_id="style-gallery")
+            model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model", elem_id="style-model")
+            strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (0: the photo, 1: fully stylised)")
+            max_side = gr.Slider(128, 1024, value=512, step=32, label="Output size cap (longer side, pixels)")
+            run = gr.Button("Stylise", variant="primary", elem_id="style-run")
+        with gr.Column(scale=1, min_width=300):
+            result = gr.Image(label="Stylised", interactive=False, format="png", elem_id="style-result")
+            info = gr.Markdown(elem_id="style-info")
+            download = gr.DownloadButton("Download PNG", elem_id="style-download")
+    run.click(partial(stylize, store), [model, content, strength, max_side], [result, info, download],
+              api_name="stylize")
+    if shown:
+        gallery.select(partial(pick_from_gallery, store, shown), None, model, api_name=False)
