@@ -1,0 +1,182 @@
+"""The service: one process, every model in the store, KServe v2 plus image endpoints, on onnxruntime.
+
+``create_app`` builds the FastAPI app (models load in a background thread after start-up, so the
+liveness probe answers at once and readiness follows); ``serve`` runs it under uvicorn, which
+finishes requests in flight when it gets SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from convzoo import __version__
+from convzoo.errors import ConvzooError
+from convzoo.registry import Store
+from convzoo.serving import images, kserve
+from convzoo.serving.metrics import Metrics, Telemetry
+from convzoo.serving.pool import Pool
+from convzoo.serving.security import Guard, cors_origins_from_env
+from convzoo.serving.tensors import InferRequestBody, ProtocolError
+
+log = logging.getLogger("convzoo.serving")
+
+DESCRIPTION = """The classic CNNs of convzoo on ONNX Runtime.
+
+* **KServe v2 / Open Inference Protocol** (`/v2/...`): JSON tensors and the binary tensor data
+  extension, the classification extension; `tritonclient.http` works unchanged.
+* **Images** (`/v1/...`): upload a PNG, JPEG or WebP and get labels, a mask or a stylised image;
+  download the ONNX files with their sha256.
+* `/metrics`: Prometheus. Errors are `{"error": "..."}` with a 4xx status for requests that are wrong.
+"""
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(float(value))
+    except ValueError:
+        raise ConvzooError(f"${name} must be a number, got {value!r}") from None
+
+
+def create_app(store: Store | None = None, models: Sequence[str] | None = None, *, threads: int | None = None,
+               max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
+               cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
+               max_pixels: int | None = None, load_in_background: bool = True) -> FastAPI:
+    """The service as an ASGI app. ``token``: bearer token for every route but health; ``cors_origins``:
+    the browser origins allowed to call it (none by default; ``$CONVZOO_CORS_ORIGINS``)."""
+    if max_batch < 1:
+        raise ConvzooError(f"--max-batch must be at least 1, got {max_batch}")
+    if batch_delay_ms < 0:
+        raise ConvzooError(f"--batch-delay-ms must be 0 (batching off) or more, got {batch_delay_ms}")
+    store = store if store is not None else Store()
+    limits = kserve.Limits(max_body=max_body_bytes or _env_int("CONVZOO_MAX_BODY_BYTES", kserve.Limits.max_body),
+                           max_pixels=max_pixels or _env_int("CONVZOO_MAX_PIXELS", kserve.Limits.max_pixels),
+                           max_batch=max_batch)
+    metrics = Metrics()
+    pool = Pool(store, models, threads=threads, max_batch=max_batch, batch_delay_ms=batch_delay_ms,
+                observe=metrics.observe_batch)
+    pool.on_state = lambda served: metrics.ready.labels(served.name).set(1 if served.ready else 0)
+    for served in pool:
+        metrics.ready.labels(served.name).set(0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if load_in_background:
+            threading.Thread(target=pool.load_all, name="convzoo-load-models", daemon=True).start()
+        else:
+            pool.load_all()
+        yield
+        await pool.close()
+
+    app = FastAPI(title="convzoo inference service", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.pool, app.state.metrics, app.state.limits = pool, metrics, limits
+    app.include_router(kserve.router(pool, limits))
+    app.include_router(images.router(pool, limits))
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        data, content_type = metrics.exposition()
+        return Response(data, media_type=content_type)
+
+    _error_handlers(app)
+    app.openapi = lambda: _openapi(app)
+    origins = list(cors_origins) if cors_origins is not None else cors_origins_from_env()
+    # Starlette wraps middleware outside-in in reverse order of adding: CORS answers preflights before the token check
+    app.add_middleware(Guard, token=token, max_body=limits.max_body)
+    app.add_middleware(Telemetry, metrics=metrics, model_names=lambda: pool.models)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type", "Inference-Header-Content-Length",
+                                          "Content-Encoding", "X-Request-ID"],
+                           expose_headers=["Inference-Header-Content-Length", "ETag", "X-Convzoo-Sha256",
+                                           "X-Convzoo-Fractions", "X-Request-ID"])
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProtocolError)
+    async def protocol_error(request: Request, error: ProtocolError) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status,
+                            headers={"Retry-After": "1"} if error.status == 503 else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        if error.status_code == 404:
+            message = (f"no route {request.method} {request.url.path}; the routes are listed at /docs "
+                       "(KServe v2 under /v2, images under /v1)")
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()[:3]]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(error).__name__}); the server log has the details"},
+                            status_code=500)
+
+
+def _openapi(app: FastAPI) -> dict:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        request_schema = InferRequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(request_schema.pop("$defs", {}))
+        components["InferRequestBody"] = request_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ConvzooError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port or --host") from None
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,
+          threads: int | None = None, max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
+          cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
+          max_pixels: int | None = None) -> None:
+    """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight."""
+    import uvicorn
+
+    token = token or os.environ.get("CONVZOO_TOKEN") or None
+    app = create_app(store, models, threads=threads, max_batch=max_batch, batch_delay_ms=batch_delay_ms, token=token,
+                     cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels)
+    _check_port(host, port)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    pool = app.state.pool
+    log.info(json.dumps({"event": "start", "url": f"http://{host}:{port}", "models": list(pool.models),
+                         "max_batch": max_batch, "batch_delay_ms": batch_delay_ms, "auth": bool(token),
+                         "docs": f"http://{host}:{port}/docs"}))
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        log.warning(json.dumps({"event": "warning", "message": f"listening on {host} without a token; "
+                                "anyone who reaches this port can use it (set --token or $CONVZOO_TOKEN)"}))
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=30,
+                server_header=False)

@@ -1,0 +1,168 @@
+"""The KServe v2 / Open Inference Protocol REST routes, as ``tritonclient.http`` and KServe clients call them.
+
+Infer bodies are read raw: tritonclient sends them without a Content-Type, and with the binary
+tensor data extension the body is a JSON header followed by raw tensor bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import partial
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from convzoo import __version__
+from convzoo.errors import UnknownModelError
+from convzoo.registry import validate_name
+from convzoo.serving.batching import Overloaded, ShuttingDown
+from convzoo.serving.pool import Pool, Served
+from convzoo.serving.tensors import (InferResponseBody, ProtocolError, decode_request, decompress, encode_response,
+                                     split_body)
+
+EXTENSIONS = ["binary_tensor_data", "classification"]
+INLINE_BYTES = 64 * 1024  # bodies above this are decoded and encoded off the event loop
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 64 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    max_batch: int = 32
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 503)}
+INFER_BODY = {"requestBody": {"required": True, "description": (
+    "A KServe v2 inference request. With the binary tensor data extension the JSON header is followed by the "
+    "raw tensors, and the Inference-Header-Content-Length header gives the JSON header's length."),
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequestBody"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def lookup(pool: Pool, name: str, version: str | None = None) -> Served:
+    try:
+        validate_name(name)
+    except UnknownModelError as e:
+        raise ProtocolError(400, str(e)) from None
+    served = pool.get(name)
+    if served is None:
+        raise ProtocolError(404, f"no model named {name!r} is served here; served models: {', '.join(pool.models)}")
+    if version is not None and version != "1":
+        raise ProtocolError(404, f"model {name!r} has one version, '1'; got version {version!r}")
+    return served
+
+
+def require_ready(served: Served) -> Served:
+    if not served.ready:
+        raise ProtocolError(503, f"model {served.name!r} is not ready: {served.reason}")
+    return served
+
+
+def model_metadata(served: Served) -> dict:
+    return {"name": served.name, "versions": ["1"], "platform": "onnxruntime_onnx",
+            "inputs": [spec.to_json() for spec in served.inputs],
+            "outputs": [spec.to_json() for spec in served.outputs],
+            "parameters": {"task": served.task, "labels": len(served.model.labels),
+                           "sha256": served.stored.sha256 if served.stored else None}}
+
+
+def router(pool: Pool, limits: Limits) -> APIRouter:
+    r = APIRouter(tags=["KServe v2 (Open Inference Protocol)"])
+
+    @r.get("/v2/health/live", summary="Liveness: the process answers")
+    async def live() -> dict:
+        return {"live": True}
+
+    @r.get("/v2/health/ready", summary="Readiness: every model loaded, verified and warmed up",
+           responses={400: {"description": "not ready; the body names the models that are not, and why"}})
+    async def ready() -> Response:
+        if pool.ready:
+            return JSONResponse({"ready": True})
+        reasons = pool.not_ready_reasons()
+        detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items()) or "still loading"
+        # the protocol: 200 means ready, a 4xx means not (Triton answers 400)
+        return JSONResponse({"ready": False, "error": f"not ready: {detail}", "models": reasons}, status_code=400)
+
+    @r.get("/v2", summary="Server metadata and the protocol extensions it supports")
+    async def server_metadata() -> dict:
+        return {"name": "convzoo", "version": __version__, "extensions": EXTENSIONS}
+
+    @r.get("/v2/models/{name}", summary="Model metadata: inputs and outputs, -1 for dynamic dimensions",
+           responses=ERRORS)
+    async def metadata(name: str) -> dict:
+        return model_metadata(require_ready(lookup(pool, name)))
+
+    @r.get("/v2/models/{name}/versions/{version}", summary="Model metadata (version 1)", responses=ERRORS)
+    async def metadata_version(name: str, version: str) -> dict:
+        return model_metadata(require_ready(lookup(pool, name, version)))
+
+    @r.get("/v2/models/{name}/ready", summary="Model readiness; when not ready the error says why",
+           responses=ERRORS)
+    async def model_ready(name: str) -> Response:
+        return _ready(lookup(pool, name))
+
+    @r.get("/v2/models/{name}/versions/{version}/ready", summary="Model readiness (version 1)", responses=ERRORS)
+    async def model_ready_version(name: str, version: str) -> Response:
+        return _ready(lookup(pool, name, version))
+
+    @r.post("/v2/models/{name}/infer", summary="Inference: JSON tensors or the binary tensor data extension",
+            response_model=InferResponseBody, responses=ERRORS, openapi_extra=INFER_BODY)
+    async def infer(name: str, request: Request) -> Response:
+        return await _infer(pool, limits, lookup(pool, name), request)
+
+    @r.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (version 1)",
+            response_model=InferResponseBody, responses=ERRORS, openapi_extra=INFER_BODY)
+    async def infer_version(name: str, version: str, request: Request) -> Response:
+        return await _infer(pool, limits, lookup(pool, name, version), request)
+
+    return r
+
+
+def _ready(served: Served) -> Response:
+    if served.ready:
+        return JSONResponse({"name": served.name, "ready": True})
+    return JSONResponse({"name": served.name, "ready": False, "state": served.state,
+                         "error": f"model {served.name!r} is not ready: {served.reason}"}, status_code=400)
+
+
+def _decode(served: Served, limits: Limits, body: bytes, encoding: str | None, header_length: str | None):
+    body = decompress(body, encoding, limits.max_body)
+    payload, binary = split_body(body, header_length)
+    return decode_request(payload, binary, served.inputs, served.outputs, max_batch=limits.max_batch,
+                          size_multiple=served.size_multiple, max_pixels=limits.max_pixels)
+
+
+async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -> Response:
+    require_ready(served)
+    with served.batcher.arriving():
+        body = await request.body()
+        decode = partial(_decode, served, limits, body, request.headers.get("content-encoding"),
+                         request.headers.get("inference-header-content-length"))
+        decoded = decode() if len(body) < INLINE_BYTES else await run_in_threadpool(decode)
+    results = await run_batch(served, decoded.inputs)
+    encode = partial(encode_response, served.name, decoded, results, served.model.labels)
+    large = decoded.batch * sum(a[0].size for a in results.values()) * 4 > INLINE_BYTES
+    content, header_length = await run_in_threadpool(encode) if large else encode()
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(content, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(header_length)})
+
+
+async def run_batch(served: Served, feeds) -> dict:
+    """Through the model's batcher; server-side failures become 503 (busy, stopping) or 500 with the cause."""
+    try:
+        return await served.batcher.submit(feeds)
+    except (Overloaded, ShuttingDown) as e:
+        raise ProtocolError(503, str(e)) from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- onnxruntime's own error types; the message is the useful part
+        raise ProtocolError(500, f"inference failed for model {served.name!r}: {type(e).__name__}: {e}") from None
