@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from convzoo.demos.common import (SafeImage, Timer, allow_files, as_image, dataset_of, fashion_examples, intro,
-                                  missing_model_text, model_choices, readable_errors, skimage_photos, tensor_picture)
+from convzoo.demos.common import (Timer, allow_files, as_image, dataset_of, fashion_examples, intro, missing_model_text,
+                                  model_choices, readable_errors, safe_image, skimage_photos, tensor_picture)
 from convzoo.fashionize import fashionize, is_fashion_form
 from convzoo.registry import Store
 from convzoo.runtime import softmax
@@ -75,7 +75,7 @@ def tab(store: Store) -> None:
             use_fashionize = gr.Checkbox(value=fashion_default(store, first), label="Fashionize photos",
                                          info=FASHIONIZE_HELP, elem_id="classify-fashionize")
             with gr.Tab("Upload"):
-                image = SafeImage(type="pil", label="Image", height=300, elem_id="classify-image")
+                image = safe_image(type="pil", label="Image", height=300, elem_id="classify-image")
                 run = gr.Button("Classify", variant="primary", elem_id="classify-run")
                 examples = fashion_examples() + skimage_photos(("chelsea", "coffee", "rocket"))
                 if examples:

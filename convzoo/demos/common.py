@@ -72,13 +72,16 @@ def readable_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-class SafeImage(gr.Image):
-    """``gr.Image`` whose bad uploads (not an image, decompression bombs) fail with a sentence, not a traceback."""
+def safe_image(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` whose bad uploads (not an image, decompression bombs) fail with a sentence, not a traceback.
 
-    def get_block_name(self) -> str:
-        return "image"  # the same front-end component as gr.Image
+    The check wraps this instance's ``preprocess``: subclassing a Gradio component would make Gradio
+    write a ``.pyi`` stub beside this module at import time.
+    """
+    image = gr.Image(**kwargs)
+    preprocess = image.preprocess
 
-    def preprocess(self, payload):  # noqa: ANN001, ANN201 -- Gradio's own signature
+    def checked(payload):  # noqa: ANN001, ANN202 -- Gradio's own signature
         path = getattr(payload, "path", None)
         try:
             if path:
@@ -87,11 +90,14 @@ class SafeImage(gr.Image):
                 if width * height > MAX_PIXELS:
                     raise gr.Error(f"the image is {width}x{height} pixels, more than this app's limit of "
                                    f"{MAX_PIXELS:,}; scale it down and upload it again")
-            return super().preprocess(payload)
+            return preprocess(payload)
         except gr.Error:
             raise
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
             raise gr.Error(image_error(e)) from e
+
+    image.preprocess = checked
+    return image
 
 
 def as_image(value: Any) -> Image.Image:
@@ -140,13 +146,19 @@ def accuracy_of(stored: StoredModel) -> float | None:
     return None
 
 
+def file_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 2**10:.1f} KiB" if size < 2**20 else f"{size / 2**20:.2f} MiB"
+
+
 def model_choice(stored: StoredModel) -> tuple[str, str]:
     """``(label, name)`` for a dropdown: the name with its accuracy and ONNX size."""
     acc = accuracy_of(stored)
     metric = "Dice" if stored.task == "segmentation" else "acc"
     quality = f"{metric} {acc:.1%}" if acc is not None else "not evaluated"
     size = stored.manifest.get("size_bytes") or (stored.size_bytes if stored.onnx_path.exists() else 0)
-    return f"{stored.name} · {quality} · {size / 2**20:.2f} MiB", stored.name
+    return f"{stored.name} · {quality} · {file_size(size)}", stored.name
 
 
 def model_choices(store: Store, task: str) -> list[tuple[str, str]]:

@@ -9,14 +9,14 @@ import gradio as gr
 
 from convzoo import registry
 from convzoo.card import ten_lines
-from convzoo.demos.common import accuracy_of, intro, readable_errors
+from convzoo.demos.common import accuracy_of, file_size, intro, readable_errors
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, StoredModel
 
 INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each: "
          "accuracy (Dice for segmentation), ONNX file size and sha256. Choose one to read its model card, "
          "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own metadata.")
-COLUMNS = ["name", "task", "dataset", "params", "MACs", "accuracy", "ONNX MiB", "sha256", "in store"]
+COLUMNS = ["name", "task", "dataset", "params", "MACs", "accuracy", "ONNX size", "sha256", "in store"]
 
 
 def _count(value: Any) -> str:
@@ -36,10 +36,10 @@ def rows(store: Store) -> list[list[str]]:
         m = stored.get(name)
         entry = m.manifest["entry"] if m else entries[name]
         acc = accuracy_of(m) if m else None
-        size = (m.manifest.get("size_bytes") or 0) / 2**20 if m else None
+        size = m.manifest.get("size_bytes") if m else None
         table.append([name, entry["task"], entry["dataset"], _count(entry.get("params") or (m and m.manifest.get("params"))),
                       _count(entry.get("macs") or (m and m.manifest.get("macs"))),
-                      f"{acc:.4f}" if acc is not None else "-", f"{size:.2f}" if size is not None else "-",
+                      f"{acc:.4f}" if acc is not None else "-", file_size(size),
                       m.sha256[:12] if m else "-", "yes" if m else "no"])
     return table
 
@@ -72,16 +72,13 @@ def model_card(store: Store, name: str) -> tuple[str, Any, str]:
         how = (f"**{name} is not in the store.** {entry.summary}\n\nTrain and export it: `convzoo train {name}` then "
                f"`convzoo export {name}`; or copy its folder (model.onnx, model.json, README.md) into `$CONVZOO_HOME` "
                f"or `~/.cache/convzoo`.")
-        return how, gr.update(value=None, interactive=False, label="Not in the store"), \
-            f"# {name} is not in the store yet: train and export it first\n"
+        return how, None, f"# {name} is not in the store yet: train and export it first\n"
     stored.verify()  # a corrupt file is refused here, with the reason, not offered for download
-    return (_card_of(stored), gr.update(value=str(stored.onnx_path), interactive=True,
-                                        label=f"Download {name}/model.onnx ({stored.size_bytes / 2**20:.2f} MiB)"),
-            ten_lines(stored))
+    return _card_of(stored), str(stored.onnx_path), ten_lines(stored)
 
 
-def pick_row(table_rows: list[list[str]], evt: gr.SelectData) -> str:
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+def pick_row(table_rows: list[list[str]], index: int | list[int] | None) -> str:
+    row = index[0] if isinstance(index, (list, tuple)) else index
     return table_rows[row][0] if row is not None and row < len(table_rows) else gr.skip()
 
 
@@ -102,4 +99,8 @@ def tab(store: Store) -> None:
     show = gr.Button("Show card", elem_id="models-show")
     model.change(partial(model_card, store), model, [card, download, code], api_name="model_card")
     show.click(partial(model_card, store), model, [card, download, code], api_name=False)
-    table.select(partial(pick_row, table_rows), None, model, api_name=False)
+
+    def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
+        return pick_row(table_rows, evt.index)
+
+    table.select(on_select, None, model, api_name=False)

@@ -9,8 +9,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, SafeImage, Timer, allow_files, as_image, intro,
-                                  missing_model_text, readable_errors, save_png)
+from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, allow_files, as_image, intro, missing_model_text,
+                                  readable_errors, safe_image, save_png)
 from convzoo.registry import Store
 
 INTRO = ("**Segment** runs a U-Net (Ronneberger et al., 2015) that gives every pixel of an electron-microscopy "
@@ -87,7 +87,7 @@ def tab(store: Store) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             model = gr.Dropdown(names, value=names[0], label="Model", elem_id="segment-model")
-            image = SafeImage(type="pil", label="EM section", height=320, elem_id="segment-image")
+            image = safe_image(type="pil", label="EM section", height=320, elem_id="segment-image")
             gr.Examples(example_files, inputs=image, label=example_label)
             run = gr.Button("Segment", variant="primary", elem_id="segment-run")
         with gr.Column(scale=1, min_width=300):

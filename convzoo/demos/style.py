@@ -9,8 +9,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, SafeImage, Timer, allow_files, as_image, intro,
-                                  missing_model_text, readable_errors, save_png, skimage_photos)
+from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, allow_files, as_image, intro, missing_model_text,
+                                  readable_errors, safe_image, save_png, skimage_photos)
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
 
@@ -72,11 +72,11 @@ def stylize(store: Store, name: str, image: Any, strength: float = 1.0, max_side
     return out, info, save_png(out, f"{name}-")
 
 
-def pick_from_gallery(store: Store, names: list[str], evt: gr.SelectData) -> str:
+def pick_from_gallery(store: Store, names: list[str], index: int | None) -> str:
     """Choose the clicked painting's model; a painting whose model is not trained yet says how to get it."""
-    if evt.index is None or evt.index >= len(names):
+    if index is None or index >= len(names):
         return gr.skip()
-    name = names[evt.index]
+    name = names[index]
     if store.find(name) is None:
         gr.Warning(f"{name} is not in the store: train and export it with `convzoo train {name}` then "
                    f"`convzoo export {name}`", duration=10)
@@ -94,7 +94,7 @@ def tab(store: Store) -> None:
     shown = [f"style-{key}" for key in STYLES if painting(f"style-{key}")]  # every shipped painting, trained or not
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            content = SafeImage(type="pil", label="Content photo", height=300, elem_id="style-content")
+            content = safe_image(type="pil", label="Content photo", height=300, elem_id="style-content")
             photos = skimage_photos()
             if photos:
                 gr.Examples(photos, inputs=content, label="Photos bundled with scikit-image")
@@ -112,4 +112,8 @@ def tab(store: Store) -> None:
     run.click(partial(stylize, store), [model, content, strength, max_side], [result, info, download],
               api_name="stylize")
     if shown:
-        gallery.select(partial(pick_from_gallery, store, shown), None, model, api_name=False)
+
+        def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
+            return pick_from_gallery(store, shown, evt.index)
+
+        gallery.select(on_select, None, model, api_name=False)
