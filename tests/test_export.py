@@ -1,0 +1,141 @@
+"""torch -> ONNX export, parity, metadata contract, evaluation, INT8 twin, bench: on real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from convzoo import registry
+from convzoo.cli import main
+from convzoo.export import export_entry
+from convzoo.models import build
+
+CONTRACT = ("convzoo.name", "convzoo.task", "convzoo.labels", "convzoo.preprocess", "convzoo.output",
+            "convzoo.metrics", "convzoo.version", "convzoo.source")
+
+
+def briefly_trained_lenet(path, fashion_dir, steps=60):
+    """A LeNet-5 after a few SGD steps on real images: parity and metrics are then about real weights."""
+    from convzoo.data.idx import load_split
+    from convzoo.export.inputs import normalize_batch
+
+    torch.manual_seed(0)
+    entry = registry.get("lenet5-fashion")
+    model = build(entry)
+    images, labels = load_split("train", fashion_dir)
+    x, y = torch.from_numpy(normalize_batch(images[:6400], entry)), torch.from_numpy(labels[:6400]).long()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for i in range(steps):
+        batch = slice((i * 128) % 6400, (i * 128) % 6400 + 128)
+        loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.save({"model": model.state_dict(), "entry": entry.name, "epoch": 0, "seconds": 1.0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, fashion_dir):
+    root = tmp_path_factory.mktemp("store")
+    checkpoint = briefly_trained_lenet(root / "ckpt.pt", fashion_dir)
+    stored = export_entry(registry.get("lenet5-fashion"), checkpoint=checkpoint, store_root=root, data_dir=fashion_dir)
+    return registry.Store(root), stored
+
+
+def test_export_passes_full_checker_and_parity(exported):
+    _, stored = exported
+    onnx.checker.check_model(onnx.load(str(stored.onnx_path)), full_check=True)
+    parity = stored.manifest["parity"]
+    assert parity["n"] == 256 and "Fashion-MNIST test images" in parity["inputs"]
+    assert parity["max_abs_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
+    assert stored.manifest["onnx"]["opset"] >= 17
+
+
+def test_metadata_contract(exported):
+    _, stored = exported
+    model = onnx.load(str(stored.onnx_path))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert set(CONTRACT) <= set(props)
+    assert json.loads(props["convzoo.labels"])[0] == "T-shirt/top"
+    pre = json.loads(props["convzoo.preprocess"])
+    assert pre["color"] == "gray" and pre["size"] == [28, 28] and pre["layout"] == "NCHW"
+    assert json.loads(props["convzoo.output"]) == {"kind": "logits"}
+    assert json.loads(props["convzoo.metrics"])["n"] == 10000  # evaluated right after export
+    assert model.graph.input[0].name == "image"
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch axis
+
+
+def test_dynamic_batch_runs_any_batch(exported):
+    store, _ = exported
+    model = store.load("lenet5-fashion")
+    for batch in (1, 3, 64):
+        assert model.run(np.zeros((batch, 1, 28, 28), np.float32)).shape == (batch, 10)
+
+
+def test_eval_writes_metrics_card_and_confusion(exported):
+    store, stored = exported
+    stored = store.get("lenet5-fashion")
+    metrics = stored.metrics
+    assert metrics["n"] == 10000 and metrics["split"] == "test"
+    assert 0.5 < metrics["accuracy"] < 1.0  # 60 SGD steps: far better than chance (0.1), far from perfect
+    assert set(metrics["per_class_accuracy"]) == set(registry.get("lenet5-fashion").labels)
+    assert (stored.folder / "confusion.png").stat().st_size > 10_000
+    card = stored.card_path.read_text()
+    assert f"{metrics['accuracy']:.4f}" in card and "confusion.png" in card
+    stored.verify()  # eval rewrote the ONNX metadata and the manifest's sha256 together
+
+
+def test_card_ten_lines_run_as_a_user_would(exported, tmp_path, fashion_dir):
+    from convzoo.card import ten_lines
+    from convzoo.data.idx import load_split
+
+    store, _ = exported
+    stored = store.get("lenet5-fashion")
+    images, _ = load_split("test", fashion_dir)
+    Image.fromarray(images[0]).save(tmp_path / "image.png")
+    (tmp_path / "lenet5-fashion").symlink_to(stored.folder)
+    code = ten_lines(stored)
+    assert len(code.strip().splitlines()) <= 11
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    expected = next(iter(store.load("lenet5-fashion").top_k(Image.open(tmp_path / "image.png"), k=1)))
+    assert out.stdout.strip() == expected
+
+
+def test_test_data_set_matches_onnxruntime(exported):
+    from onnx import numpy_helper
+
+    store, stored = exported
+    folder = stored.folder / "test_data_set_0"
+    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "input_0.pb")))
+    y = numpy_helper.to_array(onnx.load_tensor(str(folder / "output_0.pb")))
+    np.testing.assert_allclose(store.load("lenet5-fashion").run(x), y, atol=1e-5)
+
+
+def test_int8_twin_and_bench(exported, fashion_dir, capsys):
+    from convzoo.benchmark import bench
+    from convzoo.export.quantize import quantize
+
+    store, stored = exported
+    twin = quantize("lenet5-fashion", store=store, data_dir=fashion_dir, calibration_images=256)
+    q = twin.manifest["quantization"]
+    assert q["fp32_accuracy"] - q["int8_accuracy"] <= 0.003  # kept only within 0.3 points of FP32
+    ops = {node.op_type for node in onnx.load(str(twin.onnx_path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format, static
+    result = bench("lenet5-fashion", store=store, batch_sizes=[1, 8], repeats=3, write_card=True)
+    runtimes = {row["runtime"] for row in result["rows"]}
+    assert runtimes == {"PyTorch (inference_mode)", "ONNX Runtime FP32", "ONNX Runtime INT8"}
+    assert "## Speed" in store.get("lenet5-fashion").card_path.read_text()
+
+
+def test_export_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["export", "alexnet-fashion", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
