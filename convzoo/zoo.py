@@ -111,9 +111,11 @@ def _style_entries() -> list[ModelEntry]:
         name=f"style-{key}", task="style", arch="transformer_net", dataset="style-content-photos",
         preprocess=Preprocess(color="rgb", size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), scale=1.0),
         output=Output(kind="image", range=(0.0, 255.0)), labels=(), paper=paper, year=year,
+        arch_args={"widths": (24, 48, 96), "blocks": 5},
         recipe=Recipe(epochs=1, batch_size=8, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
-                      val_split=0, options={"style_image": painting, "image_size": 256, "steps": 2000,
-                                            "content_weight": 1.0, "style_weight": 5.0, "loss_network": "random-vgg"}),
+                      val_split=0, options={"style_image": painting, "image_size": 256, "style_size": 512, "steps": 3000,
+                                            "content_weight": 1.0, "style_weight": 5.0, "tv_weight": 0.0,
+                                            "loss_network": "auto", "log_every": 100, "checkpoint_every": 500}),
         summary=f"Paints a photo like {title} ({artist}, {painting_year}); a feed-forward TransformerNet.")
         for key, (painting, title, artist, painting_year) in STYLES.items()]
 
@@ -144,9 +146,9 @@ ENTRIES: tuple[ModelEntry, ...] = (
         output=Output(kind="mask_logits"), labels=("membrane", "cell"),
         arch_args={"depth": 4, "width": 16, "padding": "same"},
         paper=PAPERS["unet"][0], year=PAPERS["unet"][1],
-        recipe=Recipe(epochs=60, batch_size=8, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine",
+        recipe=Recipe(epochs=60, batch_size=16, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine",
                       augment=("elastic", "flip", "rotate", "brightness"), val_split=5,
-                      options={"tile": 256, "loss": "weighted_ce+dice", "membrane_weight": 2.0}),
+                      options={"tile": 256, "steps_per_epoch": 50, "loss": "weighted_ce+dice", "membrane_weight": 2.0}),
         summary="U-Net on the ISBI 2012 EM sections (the paper's data): membrane vs. cell per pixel; "
                 "same padding and a quarter of the paper's widths."),
     *_style_entries(),
