@@ -15,7 +15,7 @@ from convzoo.registry import Store
 from convzoo.runtime import softmax
 
 INTRO = ("**Classify** runs a trained classifier from the model store on your image with ONNX Runtime and shows "
-         "its five most probable classes. The middle picture is exactly the tensor the network receives, after "
+         "its five most probable classes. The picture under the prediction is exactly the tensor the network receives, after "
          "the preprocessing written in the model file itself, so you can see why a photo can fool a 28x28 model.")
 FASHIONIZE_HELP = ("Fashion-MNIST models only saw 28x28 grey products, bright on black and filling the frame. "
                    "This step converts your photo the way the data set's authors converted theirs (trim the "

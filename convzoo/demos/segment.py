@@ -49,7 +49,9 @@ def overlay(image: Any, mask: np.ndarray | None, opacity: float) -> np.ndarray |
         return None
     grey = np.asarray(as_image(image).convert("L").resize(mask.shape[::-1]), np.float32)[..., None]
     colour = COLORS[mask % len(COLORS)].astype(np.float32)
-    alpha = min(max(float(opacity), 0.0), 1.0)
+    alpha = np.full(mask.shape + (1,), min(max(float(opacity), 0.0), 1.0), np.float32)
+    if mask.max(initial=0) <= 1:  # two classes (membrane, cell): colour the membranes, leave the tissue visible
+        alpha[mask == 1] = 0.0
     return ((1 - alpha) * grey + alpha * colour).round().astype(np.uint8)
 
 
@@ -70,8 +72,9 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
     fractions = {label: float((mask == i).mean()) for i, label in enumerate(labels)}
     # the PNG holds class indices scaled to 0..255, as the ISBI labels do (0 = membrane, 255 = cell)
     mask_png = save_png(Image.fromarray((mask * (255 // max(1, len(labels) - 1))).astype(np.uint8)), f"{name}-mask-")
-    info = f"{name}: {mask.shape[1]}x{mask.shape[0]} px in {t.ms:.0f} ms. Colours: " + ", ".join(
-        f"{label} = rgb{tuple(int(c) for c in COLORS[i % len(COLORS)])}" for i, label in enumerate(labels))
+    coloured = labels[:1] if len(labels) == 2 else labels
+    info = f"{name}: {mask.shape[1]}x{mask.shape[0]} px in {t.ms:.0f} ms. Coloured: " + ", ".join(
+        f"{label} = rgb{tuple(int(c) for c in COLORS[i % len(COLORS)])}" for i, label in enumerate(coloured))
     return overlay(section, mask, opacity), mask_png, fractions, info, mask
 
 
