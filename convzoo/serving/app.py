@@ -144,6 +144,14 @@ def _openapi(app: FastAPI) -> dict:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(request_schema.pop("$defs", {}))
         components["InferRequestBody"] = request_schema
+        served = list(app.state.pool.models)
+        for path in schema.get("paths", {}).values():  # the model names this server answers for, as an enum
+            for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path" and parameter["name"] == "name":
+                        parameter["schema"] = {"type": "string", "title": "Name", "enum": served}
+                    elif parameter.get("in") == "path" and parameter["name"] == "version":
+                        parameter["schema"] = {"type": "string", "title": "Version", "enum": ["1"]}
         app.openapi_schema = schema
     return app.openapi_schema
 
