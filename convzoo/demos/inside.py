@@ -1,0 +1,191 @@
+"""Inside a trained CNN, read from its ONNX file alone (onnx + onnxruntime, no torch).
+
+The first convolution's weights are its filters. Its feature maps, and the second convolution's, are
+intermediate tensors: we cut the graph down to the nodes that compute them and make those tensors the
+graph's outputs, so even a VGG only runs its first two layers here.
+A layer's map is taken after what directly follows its convolution (batch norm, ReLU and the like),
+before any pooling: what the next layer sees, at full resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+from convzoo.errors import BadInputError, IntegrityError
+from convzoo.registry import Preprocess
+
+# ops that keep a map a map: followed from a convolution's output until something else (pooling, a
+# second branch, the next conv) takes over; Q/DQ pairs appear in statically quantized (INT8) models
+PER_PIXEL = {"BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip", "Elu", "Selu", "Sigmoid", "Tanh",
+             "HardSigmoid", "HardSwish", "LRN", "QuantizeLinear", "DequantizeLinear"}
+MAX_MAPS = 16  # a screenful; AlexNet's 64 first-layer maps would each be too small to read
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One convolution as seen from the file: its node, its output map tensor, what follows it."""
+
+    conv: str  # node name (or its output when unnamed)
+    output: str  # tensor holding the map: after BN/ReLU/..., before pooling
+    ops: tuple[str, ...]  # Conv and the per-pixel ops folded into the map, e.g. ("Conv", "Relu")
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    filters: int
+
+    @property
+    def description(self) -> str:
+        k = "x".join(map(str, self.kernel))
+        s = f", stride {self.stride[0]}" if self.stride and max(self.stride) > 1 else ""
+        return f"{self.filters} filters of {k}{s}, then {' → '.join(self.ops[1:]) or 'nothing'}"
+
+
+@dataclass
+class Probe:
+    """A classifier's first two convolutions, ready to run on preprocessed inputs."""
+
+    name: str
+    preprocess: Preprocess
+    labels: list[str]
+    weights: np.ndarray  # first layer, (F, C, kh, kw)
+    layers: list[Layer]  # one or two
+    session: ort.InferenceSession
+    input_name: str
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The maps of each layer for a 1xCxHxW batch, each ``(F, H', W')``."""
+        outputs = self.session.run([layer.output for layer in self.layers],
+                                   {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        return [np.asarray(o, np.float32)[0] for o in outputs]
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def _follow(conv: onnx.NodeProto, users: dict[str, list[onnx.NodeProto]], graph_outputs: set[str]) -> tuple[str, tuple[str, ...]]:
+    tensor, ops = conv.output[0], ["Conv"]
+    while tensor not in graph_outputs:
+        nxt = users.get(tensor, [])
+        if len(nxt) != 1 or nxt[0].op_type not in PER_PIXEL:
+            break
+        if nxt[0].op_type == "QuantizeLinear":  # its output is int8: only step over a whole Q/DQ pair
+            after = users.get(nxt[0].output[0], [])
+            if len(after) != 1 or after[0].op_type != "DequantizeLinear":
+                break
+            tensor = after[0].output[0]
+            continue
+        tensor = nxt[0].output[0]
+        if nxt[0].op_type != "DequantizeLinear":
+            ops.append(nxt[0].op_type)
+    return tensor, tuple(ops)
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    for attr in node.attribute:
+        if attr.name == name:
+            return tuple(attr.ints)
+    return default
+
+
+def _constant(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def cut(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
+    """The part of ``model`` that computes ``outputs``, with those tensors as its graph outputs."""
+    graph = model.graph
+    needed, kept = set(outputs), []
+    for node in reversed(graph.node):  # nodes are in topological order: walk back from the outputs
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    kept.reverse()
+    try:
+        inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    except Exception:  # noqa: BLE001 -- shapes are a nicety here; onnxruntime does not need them
+        inferred = {}
+    value_infos = [inferred.get(name) or helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                   for name in outputs]
+    small = helper.make_graph(kept, f"{graph.name}-first-layers", [i for i in graph.input if i.name in needed],
+                              value_infos, [init for init in graph.initializer if init.name in needed])
+    cut_model = helper.make_model(small, opset_imports=model.opset_import, ir_version=model.ir_version)
+    return cut_model
+
+
+def probe_model(path: Path | str, name: str | None = None) -> Probe:
+    """Find the first two convolutions of the ONNX classifier at ``path`` and build the cut-down session."""
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError and friends
+        raise IntegrityError(f"{path} is not an ONNX file onnx can read: {e}") from e
+    graph = model.graph
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "convzoo.preprocess" not in meta:
+        raise IntegrityError(f"{path} has no convzoo.preprocess metadata; it was not exported by convzoo")
+    initializers = {init.name for init in graph.initializer}
+    image_input = next(i.name for i in graph.input if i.name not in initializers)
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    if not convs:
+        raise BadInputError(f"{name or path.name} has no Conv node: there are no filters to show")
+    users, outputs = _consumers(graph), {o.name for o in graph.output}
+    layers, extra_outputs, weights_tensor = [], [], None
+    for conv in convs[:2]:
+        tensor, ops = _follow(conv, users, outputs)
+        weight = _constant(graph, conv.input[1])
+        shape = weight.shape if weight is not None else None
+        if conv is convs[0]:
+            weights_tensor = weight
+            if weight is None:  # e.g. INT8 models: the weights come out of a DequantizeLinear node
+                extra_outputs.append(conv.input[1])
+        kernel = _attribute(conv, "kernel_shape", tuple(shape[2:]) if shape is not None else ())
+        layers.append(Layer(conv=conv.name or conv.output[0], output=tensor, ops=ops, kernel=kernel,
+                            stride=_attribute(conv, "strides", (1,) * len(kernel)),
+                            filters=int(shape[0]) if shape is not None else 0))
+    small = cut(model, [layer.output for layer in layers] + extra_outputs)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2  # the demo shares a small CPU with everything else
+    session = ort.InferenceSession(small.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    preprocess = Preprocess.from_json(json.loads(meta["convzoo.preprocess"]))
+    if weights_tensor is None:
+        size = preprocess.size or (32, 32)
+        dummy = np.zeros((1, preprocess.channels, *size), np.float32)
+        weights_tensor = session.run([extra_outputs[0]], {image_input: dummy})[0]
+    filters = int(weights_tensor.shape[0])
+    layers[0] = Layer(**{**layers[0].__dict__, "filters": filters})
+    return Probe(name=name or meta.get("convzoo.name", path.parent.name), preprocess=preprocess,
+                 labels=json.loads(meta.get("convzoo.labels", "[]")), weights=np.asarray(weights_tensor, np.float32),
+                 layers=layers, session=session, input_name=image_input)
+
+
+_CACHE: dict[tuple[str, str], Probe] = {}
+_LOCK = threading.Lock()
+
+
+def probe_stored(store, name: str) -> Probe:
+    """``probe_model`` for a model in the store, verified against its sha256 and built once."""
+    stored = store.get(name)
+    stored.verify()
+    key = (str(stored.onnx_path), stored.sha256)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = probe_model(stored.onnx_path, name)
+        return _CACHE[key]

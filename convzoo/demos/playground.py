@@ -1,0 +1,618 @@
+"""The filter playground: the lecture's convolution by hand, then the same filters on a photo, then
+the filters a trained network learned for itself. The first tab of the app (issue 3).
+
+Three views share one set of filters and settings:
+- by hand: a small image and filters as editable grids, outputs as exact fractions, any output cell
+  written out as the slides write it, its window lit up on the input;
+- on an image: the same filters on an uploaded or bundled photo, feature maps on a diverging scale;
+- inside a trained CNN: a stored classifier's first-layer filters and first two layers' feature maps.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from functools import partial
+from dataclasses import dataclass
+from fractions import Fraction
+from math import comb
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from convzoo import convolution as cv
+from convzoo.demos import examples, plots
+from convzoo.errors import ConvzooError
+from convzoo.registry import Store
+
+LETTERS = "ABCD"
+MAX_FILTERS = len(LETTERS)
+MAX_SIDE = 12  # by hand: beyond 12x12 nobody reads the sums any more
+MAX_KERNEL = 7
+POOLING = ("max", "average", "none")
+DRAWN_LINES = examples.DRAWN[0]
+EXERCISE_IMAGE = [[0, 1, 0, 1], [0, 1, 0, 1], [1, 1, 1, 1], [0, -2, 0, -2]]
+
+# ----------------------------------------------------------------------------------------------
+# presets: a function of the filter size where the filter has a natural k x k form, else fixed 3x3
+
+FIXED_3X3 = {
+    "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "Sobel x (vertical edges)": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "Sobel y (horizontal edges)": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "Laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
+}
+
+
+def _line(k: int) -> list[list[Fraction]]:
+    """Every row ``[-1/2 1 -1/2]`` at k=3: the centre column against the others, summing to zero."""
+    side = Fraction(-1, k - 1) if k > 1 else Fraction(0)
+    return [[Fraction(1) if j == k // 2 else side for j in range(k)] for _ in range(k)]
+
+
+def _binomial(k: int) -> list[list[Fraction]]:
+    row = [comb(k - 1, i) for i in range(k)]
+    return [[Fraction(a * b, 4 ** (k - 1)) for b in row] for a in row]
+
+
+SIZED: dict[str, Callable[[int], list[list[Fraction]]]] = {
+    "vertical line (lecture A)": _line,
+    "horizontal line (lecture B)": lambda k: [list(col) for col in zip(*_line(k))],
+    "identity": lambda k: [[Fraction(int(i == j == k // 2)) for j in range(k)] for i in range(k)],
+    "box blur": lambda k: [[Fraction(1, k * k)] * k for _ in range(k)],
+    "Gaussian blur": _binomial,
+}
+PRESETS = [*SIZED, *FIXED_3X3]
+DEFAULT_PRESETS = ("vertical line (lecture A)", "horizontal line (lecture B)", "Sobel x (vertical edges)",
+                   "Laplacian")
+
+
+def preset(name: str, k: int = 3) -> list[list[str]]:
+    """The preset as a k x k grid of strings (fixed 3x3 presets are centred in a larger grid)."""
+    k = _size(k, "filter size", MAX_KERNEL)
+    if name in SIZED:
+        return cv.format_matrix(SIZED[name](k))
+    if name not in FIXED_3X3:
+        raise ConvzooError(f"no preset named {name!r}; choose one of: {', '.join(PRESETS)}")
+    if k < 3:
+        raise ConvzooError(f"{name} is a 3x3 filter; set the filter size to 3 or more first")
+    grid = [["0"] * k for _ in range(k)]
+    top = (k - 3) // 2
+    for i, row in enumerate(FIXED_3X3[name]):
+        for j, v in enumerate(row):
+            grid[top + i][top + j] = str(v)
+    return grid
+
+
+def _size(value: Any, what: str, maximum: int) -> int:
+    if value is None or not float(value).is_integer() or not 1 <= value <= maximum:
+        raise ConvzooError(f"{what} must be a whole number from 1 to {maximum}, got {value}")
+    return int(value)
+
+
+def resized(rows: Any, height: Any, width: Any, what: str = "image") -> list[list[str]]:
+    """Keep what fits, fill new cells with 0."""
+    height = _size(height, f"{what} rows", MAX_SIDE)
+    width = _size(width, f"{what} columns", MAX_SIDE)
+    rows = _grid(rows)
+    return [[(rows[i][j] if i < len(rows) and j < len(rows[i]) else "0") for j in range(width)]
+            for i in range(height)]
+
+
+def _grid(value: Any) -> list[list[Any]]:
+    """A Dataframe value (list of rows, or ``{"data": ...}`` from the API or a component update)."""
+    if isinstance(value, dict):
+        value = value.get("data", [])
+    if hasattr(value, "values") and hasattr(value, "columns"):  # a pandas DataFrame
+        value = value.values.tolist()
+    return [list(row) for row in (value or [])]
+
+
+def grid_value(rows: list[list[Any]]) -> dict[str, Any]:
+    """A Dataframe value with a numbered header per column (the header follows the width)."""
+    width = len(rows[0]) if rows else 0
+    return {"headers": [str(j + 1) for j in range(width)], "data": [[str(v) for v in row] for row in rows]}
+
+
+# ----------------------------------------------------------------------------------------------
+# the computation behind the matrix view
+
+
+@dataclass(frozen=True)
+class Settings:
+    stride: int
+    padding: int
+    dilation: int
+    relu: bool
+    pool: str
+    pool_size: int
+    pool_stride: int
+
+    @classmethod
+    def parse(cls, stride, padding, dilation, relu, pool, pool_size, pool_stride) -> Settings:
+        def whole(value: Any, what: str) -> int:
+            if value is None or not float(value).is_integer():
+                raise ConvzooError(f"{what} must be a whole number, got {value}")
+            return int(value)
+
+        if pool not in POOLING:
+            raise ConvzooError(f"pooling is one of {', '.join(POOLING)}, got {pool!r}")
+        return cls(whole(stride, "stride"), whole(padding, "padding"), whole(dilation, "dilation"), bool(relu),
+                   pool, whole(pool_size, "pooling size"), whole(pool_stride, "pooling stride"))
+
+
+@dataclass(frozen=True)
+class Result:
+    image: np.ndarray  # (1, H, W) exact
+    weights: np.ndarray  # (F, 1, kh, kw) exact
+    bias: np.ndarray  # (F,) exact
+    output: np.ndarray  # (F, H', W')
+    activated: np.ndarray | None  # after ReLU
+    pooled: np.ndarray | None
+    settings: Settings
+
+
+def parse_filters(filters: list[Any], biases: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    parsed = [cv.parse_matrix(_grid(f), f"filter {LETTERS[i]}") for i, f in enumerate(filters)]
+    shapes = {p.shape for p in parsed}
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{LETTERS[i]} {p.shape[0]}x{p.shape[1]}" for i, p in enumerate(parsed))
+        raise ConvzooError(f"the filters of one layer share one size, but these differ ({sizes}); "
+                           "set the filter size again to make them equal")
+    bias = cv.exact([cv.parse_number(b if b not in (None, "") else 0, f"bias of filter {LETTERS[i]}")
+                     for i, b in enumerate(biases)])
+    return np.stack(parsed)[:, None], bias
+
+
+def compute(image: Any, filters: list[Any], biases: list[Any], settings: Settings) -> Result:
+    x = cv.parse_matrix(_grid(image), "image")
+    if max(x.shape) > MAX_SIDE:
+        raise ConvzooError(f"the image is {x.shape[0]}x{x.shape[1]}; by hand, keep it at most {MAX_SIDE}x{MAX_SIDE} "
+                           "(use the image view for photos)")
+    weights, bias = parse_filters(filters, biases)
+    s = settings
+    out = cv.conv2d(x, weights, bias, stride=s.stride, padding=s.padding, dilation=s.dilation)
+    activated = cv.relu(out) if s.relu else None
+    pooled = None
+    if s.pool != "none":
+        pooled = cv.pool2d(activated if activated is not None else out, s.pool, s.pool_size, s.pool_stride)
+    return Result(x[None], weights, bias, out, activated, pooled, s)
+
+
+CELL = re.compile(r"^([A-D]): row (\d+), column (\d+)$")
+
+
+def cell_label(f: int, row: int, col: int) -> str:
+    return f"{LETTERS[f]}: row {row + 1}, column {col + 1}"
+
+
+def parse_cell(label: str | None, result: Result) -> tuple[int, int, int]:
+    """The chosen output cell, or the first one when the choice no longer exists (e.g. after a resize)."""
+    match = CELL.match(label or "")
+    if match:
+        f, row, col = LETTERS.index(match[1]), int(match[2]) - 1, int(match[3]) - 1
+        if f < result.output.shape[0] and row < result.output.shape[1] and col < result.output.shape[2]:
+            return f, row, col
+    return 0, 0, 0
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML for the matrix view
+
+CSS = """
+.cz-row { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+.cz-card { border: 1px solid #d0d4dc; border-radius: 8px; padding: 10px 12px; background: #fafbfc; color: #111; }
+.cz-card h4 { margin: 0 0 6px 0; font-size: 15px; color: #111; }
+.cz-grid { border-collapse: collapse; margin: 4px 0; font-family: ui-monospace, monospace; font-size: 16px; }
+.cz-grid td { border: 1px solid #9aa3b2; min-width: 44px; height: 34px; text-align: center; padding: 2px 6px;
+  background: #fff; color: #111; }
+.cz-grid td[data-cell] { cursor: pointer; }
+.cz-grid td[data-cell]:hover { background: #e8f0ff; }
+.cz-grid td.cz-sel { background: #ffd866 !important; font-weight: 700; outline: 2px solid #c77d00; }
+.cz-grid td.cz-win { background: #ffe9a8; font-weight: 700; outline: 2px solid #c77d00; }
+.cz-grid td.cz-pad { background: #eceef2; color: #888; }
+.cz-grid td small { display: block; font-size: 11px; color: #8a5a00; font-weight: 400; }
+.cz-note { font-size: 13px; color: #444; margin: 2px 0 8px 0; }
+.cz-sum { font-family: ui-monospace, monospace; font-size: 15px; background: #fff7dd; color: #111;
+  border-left: 4px solid #c77d00; padding: 8px 10px; margin-top: 8px; white-space: normal; word-break: break-word; }
+.cz-op { font-size: 28px; align-self: center; color: #555; }
+"""
+CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const cell = event.target.closest('[data-cell]');
+  if (cell) { trigger('click', {cell: cell.dataset.cell}); }
+});
+"""
+
+
+def _table(values: np.ndarray, cells: Callable[[int, int], str] = lambda i, j: "") -> str:
+    rows = []
+    for i, row in enumerate(np.asarray(values, dtype=object)):
+        rows.append("<tr>" + "".join(f"<td{cells(i, j)}>{html.escape(cv.format_number(v))}</td>"
+                                     for j, v in enumerate(row)) + "</tr>")
+    return f"<table class='cz-grid'>{''.join(rows)}</table>"
+
+
+def _sizes(n: tuple[int, int], k: tuple[int, int], s: Settings) -> str:
+    rows = cv.output_size_formula(n[0], k[0], s.stride, s.padding, s.dilation)
+    if n[0] == n[1] and k[0] == k[1]:
+        return f"size (rows and columns): {rows}"
+    return f"rows: {rows}<br>columns: {cv.output_size_formula(n[1], k[1], s.stride, s.padding, s.dilation)}"
+
+
+def outputs_html(result: Result, chosen: tuple[int, int, int]) -> str:
+    s = result.settings
+    n, k = result.image.shape[1:], result.weights.shape[2:]
+    cards = []
+    for f in range(result.output.shape[0]):
+        letter = LETTERS[f]
+        bias = "" if result.bias[f] == 0 else f" + {cv.format_number(result.bias[f])}"
+
+        def clickable(i: int, j: int, f: int = f, letter: str = letter) -> str:
+            selected = " class='cz-sel'" if (f, i, j) == chosen else ""
+            return f" data-cell='{html.escape(cell_label(f, i, j))}'{selected}"
+
+        parts = [f"<h4>Output {letter} = image ⋆ filter {letter}{html.escape(bias)}</h4>",
+                 _table(result.output[f], clickable),
+                 f"<div class='cz-note'>{_sizes(n, k, s)}</div>"]
+        if result.activated is not None:
+            parts += ["<h4>after ReLU: max(0, x)</h4>", _table(result.activated[f])]
+        if result.pooled is not None:
+            stride = f", stride {s.pool_stride}" if s.pool_stride != s.pool_size else ""
+            parts += [f"<h4>{s.pool}-pool {s.pool_size}x{s.pool_size}{stride}</h4>", _table(result.pooled[f])]
+        cards.append(f"<div class='cz-card' data-output='{letter}'>{''.join(parts)}</div>")
+    hint = "<div class='cz-note'>Click any output value to see how it is made.</div>"
+    return f"{hint}<div class='cz-row'>{''.join(cards)}</div>"
+
+
+def expansion_html(result: Result, chosen: tuple[int, int, int]) -> str:
+    s = result.settings
+    f, row, col = chosen
+    expansion = cv.expand(result.image, result.weights, f, row, col, bias=result.bias, stride=s.stride,
+                          padding=s.padding, dilation=s.dilation)
+    weights_at = {(r, q): w for (_, r, q), (_, w) in zip(expansion.window, expansion.terms)}
+    padded = cv.pad(result.image, s.padding)[0]
+    height, width = result.image.shape[1:]
+
+    def lit(i: int, j: int) -> str:
+        if (i, j) in weights_at:
+            return " class='cz-win'"
+        inside = s.padding <= i < s.padding + height and s.padding <= j < s.padding + width
+        return "" if inside else " class='cz-pad'"
+
+    cells = []
+    for i, values in enumerate(padded):
+        tds = []
+        for j, v in enumerate(values):
+            weight = f"<small>× {html.escape(cv.format_number(weights_at[(i, j)]))}</small>" if (i, j) in weights_at else ""
+            tds.append(f"<td{lit(i, j)}>{html.escape(cv.format_number(v))}{weight}</td>")
+        cells.append("<tr>" + "".join(tds) + "</tr>")
+    image_table = f"<table class='cz-grid'>{''.join(cells)}</table>"
+    padding_note = " (grey: zero padding)" if s.padding else ""
+    letter = LETTERS[f]
+    return (f"<div class='cz-card'><h4>Output {letter}, row {row + 1}, column {col + 1} = "
+            f"{html.escape(cv.format_number(expansion.value))}</h4>"
+            f"<div class='cz-row'><div><div class='cz-note'>image{padding_note}: the window, each value × its filter "
+            f"weight</div>{image_table}</div><div class='cz-op'>⋆</div>"
+            f"<div><div class='cz-note'>filter {letter}</div>{_table(result.weights[f, 0])}</div></div>"
+            f"<div class='cz-sum' data-testid='expansion'>{html.escape(expansion.text)}</div></div>")
+
+
+def _message(error: Exception) -> str:
+    text = re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", str(error))  # the user's own text must not become markdown
+    return f"**Cannot compute this:** {text}"
+
+
+def matrix_state(image, count, fa, fb, fc, fd, ba, bb, bc, bd, stride, padding, dilation, relu, pool, pool_size,
+                 pool_stride, cell) -> tuple[str, list[str], str | None, str, str]:
+    """Outputs (HTML), the output cells one can choose and the chosen one, that cell written out (HTML),
+    and a message (empty when all is well)."""
+    try:
+        count = _size(count, "number of filters", MAX_FILTERS)
+        settings = Settings.parse(stride, padding, dilation, relu, pool, pool_size, pool_stride)
+        result = compute(image, [fa, fb, fc, fd][:count], [ba, bb, bc, bd][:count], settings)
+        chosen = parse_cell(cell, result)
+        choices = [cell_label(f, i, j) for f in range(result.output.shape[0])
+                   for i in range(result.output.shape[1]) for j in range(result.output.shape[2])]
+        return outputs_html(result, chosen), choices, cell_label(*chosen), expansion_html(result, chosen), ""
+    except ConvzooError as e:
+        return "", [], None, "", _message(e)
+
+
+def matrix_view(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride, padding,
+                dilation, relu, pooling, pooling_size, pooling_stride, cell) -> tuple[str, Any, str, str]:
+    """``matrix_state`` for the UI: the cell chooser as a Dropdown update, left alone after a mistake."""
+    html_out, choices, chosen, expansion, message = matrix_state(
+        image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride, padding,
+        dilation, relu, pooling, pooling_size, pooling_stride, cell)
+    return html_out, gr.Dropdown(choices=choices, value=chosen) if choices else gr.Dropdown(), expansion, message
+
+
+# ----------------------------------------------------------------------------------------------
+# the image view
+
+
+def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
+               stride, padding, dilation, relu, pooling, pooling_size, pooling_stride) -> tuple[Image.Image | None, str]:
+    """The same filters on a photo: one row per filter, its map per channel, then the pooled maps."""
+    try:
+        if pixels is None:
+            return None, "Upload an image or choose an example."
+        count = _size(filters, "number of filters", MAX_FILTERS)
+        s = Settings.parse(stride, padding, dilation, relu, pooling, pooling_size, pooling_stride)
+        weights, bias = parse_filters([filter_a, filter_b, filter_c, filter_d][:count],
+                                      [bias_a, bias_b, bias_c, bias_d][:count])
+        pixels = examples.shrink(np.asarray(pixels, np.uint8), _size(max_side, "image size", 1024))
+        if pixels.ndim == 3 and (mode == "grey" or pixels.shape[2] == 1):
+            pixels = np.asarray(Image.fromarray(pixels[:, :, :3] if pixels.shape[2] >= 3 else pixels[:, :, 0])
+                                .convert("L"))
+        x = pixels.astype(np.float64) / 255  # pixels 0..1: outputs are in the filter's own units
+        channels = [("grey", x)] if x.ndim == 2 else list(zip(("red", "green", "blue"), x[:, :, :3].transpose(2, 0, 1)))
+        w, b = weights.astype(np.float64), bias.astype(np.float64)
+        rows = []
+        for f in range(count):
+            maps, pooled = [], []
+            for name, channel in channels:
+                out = cv.conv2d(channel, w[f:f + 1], b[f:f + 1], stride=s.stride, padding=s.padding,
+                                dilation=s.dilation)[0]
+                out = cv.relu(out) if s.relu else out
+                maps.append((f"{LETTERS[f]} on {name} {out.shape[0]}x{out.shape[1]}", out))
+                if s.pool != "none":
+                    p = cv.pool2d(out, s.pool, s.pool_size, s.pool_stride)
+                    pooled.append((f"{s.pool}-pooled {p.shape[0]}x{p.shape[1]}", p))
+            rows.append(maps + pooled)
+        title = (f"{pixels.shape[0]}x{pixels.shape[1]} input, stride {s.stride}, padding {s.padding}, dilation "
+                 f"{s.dilation}{', ReLU' if s.relu else ''}: red = the filter's pattern, blue = its opposite")
+        return plots.map_grid(rows, scale="row", title=title, panel_inches=2.6 if len(channels) == 1 else 2.0), ""
+    except ConvzooError as e:
+        return None, _message(e)
+
+
+def load_example(name: str) -> np.ndarray:
+    return examples.load(name, max_side=512)
+
+
+# ----------------------------------------------------------------------------------------------
+# inside a trained CNN
+
+
+def _classifiers(store: Store) -> list[str]:
+    names = store.names(task="classification")
+    return sorted(names, key=lambda n: (not n.startswith("lenet"), n))  # the smallest, quickest to read, first
+
+
+def no_classifier_text(store: Store) -> str:
+    roots = ", ".join(f"`{root}`" for root in store.roots)
+    return ("**No classifier in the model store** (" + roots + "). Train and export one, then restart the demo: "
+            "`convzoo train lenet5-fashion` then `convzoo export lenet5-fashion` (a few minutes on a CPU).")
+
+
+def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | None, Image.Image | None,
+                                                                  Image.Image | None, str]:
+    """First-layer filters, first- and second-layer feature maps, and a few words on what they are."""
+    from convzoo.demos.inside import MAX_MAPS, probe_stored  # onnx is only needed once someone looks inside
+
+    if not name:
+        return None, None, None, no_classifier_text(store)
+    if pixels is None:
+        return None, None, None, "Upload an image or choose an example."
+    try:
+        probe = probe_stored(store, name)
+        pixels = np.asarray(pixels, np.uint8)
+        pixels = examples.shrink(pixels, 256) if probe.preprocess.size is None else pixels
+        from convzoo.runtime import preprocess_image  # noqa: PLC0415
+
+        batch = preprocess_image(pixels, probe.preprocess)
+        maps = probe.run(batch)
+        layers = probe.layers
+        shown = min(len(probe.weights), 64)
+        filters = plots.filter_grid(probe.weights[:shown], title=f"{name}: first-layer filters "
+                                    f"({shown} of {len(probe.weights)}, {probe.weights.shape[1]} channel(s) each)")
+        figures = []
+        for index, (layer, layer_maps) in enumerate(zip(layers, maps)):
+            n = min(MAX_MAPS, len(layer_maps))
+            figures.append(plots.feature_maps(
+                layer_maps[:n], title=f"layer {index + 1}: {n} of {len(layer_maps)} maps, {layer_maps.shape[1]}x"
+                f"{layer_maps.shape[2]}, after {' → '.join(layer.ops)}"))
+        prediction = store.load(name).top_k(pixels, k=3)
+        said = ", ".join(f"{label} {p:.0%}" for label, p in prediction.items())
+        lines = [f"**{name}** sees a {batch.shape[2]}x{batch.shape[3]} {probe.preprocess.color} input "
+                 f"and says: {said}."]
+        lines += [f"- layer {i + 1}: {layer.description}" for i, layer in enumerate(layers)]
+        if len(layers) < 2:
+            lines.append("- this model has only one convolution, so there is no second layer to show.")
+        return filters, figures[0], figures[1] if len(figures) > 1 else None, "\n".join(lines)
+    except ConvzooError as e:
+        return None, None, None, _message(e)
+
+
+# ----------------------------------------------------------------------------------------------
+# the tab
+
+INTRO = """
+## Filter playground: a convolution by hand
+The 4×4 image and the two 3×3 filters are the lecture's exercise. Each output value is the filter laid on one
+3×3 window of the image, multiplied cell by cell and summed; then the filter slides on by the stride and does
+it again. Deep-learning frameworks call this *convolution*; strictly it is cross-correlation (the filter is not
+flipped). **Click any output value** to see its sum written out and its window lit up on the image. Edit any
+number (fractions such as `-1/2` are fine), add a filter, load a preset, change stride, padding or pooling.
+"""
+
+LECTURE_NOTES = """
+**Why slide one filter everywhere?** The same nine weights are used at every position, so a vertical line is
+found wherever it is: move the line and its response moves with it (translation *equivariance*), with 9
+weights instead of one weight per pixel. Filter A answers **2** on the vertical line of the exercise, filter B
+**4** on the horizontal one; where the pattern is reversed the answer is negative.
+
+**What pooling keeps and throws away.** Max-pooling keeps the strongest response in each window: *that* the
+pattern is there (2 for A, 4 for B). It throws away *where* in the window it was and every weaker response, so
+a small shift of the input hardly changes the pooled value: approximate translation *invariance*, bought by
+forgetting position. Average pooling keeps how much of the pattern there is on average and blurs strong and
+weak responses together. Either way the map shrinks, so the next layer sees a wider area with fewer numbers.
+
+**Output size.** With input size n, padding p, dilation d, filter size k and stride s, each side of the output
+has floor((n + 2p − d(k − 1) − 1) / s) + 1 values; the formula with your numbers is under each output.
+"""
+
+IMAGE_NOTES = """
+### The same filters on a photo
+Every filter of the matrix view above, with its stride, padding, dilation, ReLU and pooling, applied to a
+real image (pixels scaled to 0..1). Red is where the image looks like the filter, blue where it looks like its
+opposite (a dark line where the filter wants a bright one), white is no response. The vertical-line filter lights
+up on vertical edges wherever they are: one small filter, the whole image. Choose "per channel" to run each
+filter on red, green and blue separately.
+"""
+
+INSIDE_NOTES = """
+### Inside a trained CNN
+Nobody designed these filters: training found them. The first layer's filters still tend to look like the
+presets, edge and line detectors at several orientations and colour blobs (cf. AlexNet's figure 3). Each feature
+map is one filter's answer at every position of the input; the second layer combines the first layer's maps into
+larger, more specific patterns. Read from the model's ONNX file with onnxruntime; no training framework involved.
+"""
+
+
+def tab(store: Store) -> None:
+    gr.Markdown(INTRO)
+    defaults = [grid_value(preset(name, 3)) for name in DEFAULT_PRESETS]
+    with gr.Tabs():
+        with gr.Tab("By hand", id="by-hand"):
+            with gr.Row():
+                with gr.Column(scale=2, min_width=260):
+                    image = gr.Dataframe(grid_value(EXERCISE_IMAGE), label="Image", datatype="str", type="array",
+                                         interactive=True, elem_id="pg-image", show_row_numbers=True)
+                    with gr.Row():
+                        rows = gr.Number(4, label="Image rows", precision=0, min_width=80)
+                        cols = gr.Number(4, label="Image columns", precision=0, min_width=80)
+                with gr.Column(scale=5):
+                    with gr.Row():
+                        filter_columns, filter_grids, biases, presets = [], [], [], []
+                        for i, letter in enumerate(LETTERS):
+                            with gr.Column(visible=i < 2, min_width=200) as column:
+                                grid = gr.Dataframe(defaults[i], label=f"Filter {letter}", datatype="str",
+                                                    type="array", interactive=True, elem_id=f"pg-filter-{letter}")
+                                choice = gr.Dropdown(PRESETS, value=DEFAULT_PRESETS[i], label=f"Preset for {letter}")
+                                bias = gr.Textbox("0", label=f"Bias of {letter}", max_lines=1)
+                            filter_columns.append(column)
+                            filter_grids.append(grid)
+                            presets.append(choice)
+                            biases.append(bias)
+                    with gr.Row():
+                        count = gr.Slider(1, MAX_FILTERS, value=2, step=1, label="Filters")
+                        kernel = gr.Number(3, label="Filter size", precision=0, min_width=80)
+                        add = gr.Button("Add a filter", size="sm")
+                        remove = gr.Button("Remove the last filter", size="sm")
+            with gr.Row():
+                stride = gr.Number(1, label="Stride", precision=0, min_width=80)
+                padding = gr.Number(0, label="Padding", precision=0, min_width=80)
+                dilation = gr.Number(1, label="Dilation", precision=0, min_width=80)
+                relu = gr.Checkbox(False, label="ReLU after the convolution")
+                pool = gr.Radio(list(POOLING), value="max", label="Pooling")
+                pool_size = gr.Number(2, label="Pooling size", precision=0, min_width=80)
+                pool_stride = gr.Number(2, label="Pooling stride", precision=0, min_width=80)
+            message = gr.Markdown("", elem_id="pg-message")
+            first = matrix_state(grid_value(EXERCISE_IMAGE), 2, *defaults, "0", "0", "0", "0", 1, 0, 1, False, "max",
+                                 2, 2, None)
+            outputs = gr.HTML(first[0], css_template=CSS, js_on_load=CLICK_JS, elem_id="pg-outputs")
+            cell = gr.Dropdown(first[1], value=first[2], label="Output cell written out", elem_id="pg-cell",
+                               allow_custom_value=True)  # the API may name a cell of a grid it just resized
+            expansion = gr.HTML(first[3], css_template=CSS, js_on_load=None, elem_id="pg-expansion")
+            gr.Markdown(LECTURE_NOTES)
+
+        with gr.Tab("On an image", id="on-image") as image_tab:
+            gr.Markdown(IMAGE_NOTES)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=240):
+                    example = gr.Dropdown(examples.names(), value="camera (grey)", label="Example image")
+                    photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy", image_mode=None,
+                                     format="png", height=260)
+                    mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
+                    max_side = gr.Slider(32, 512, value=256, step=16, label="Scale the image down to (pixels)")
+                    apply = gr.Button("Apply the filters", variant="primary")
+                with gr.Column(scale=3):
+                    maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",
+                                    interactive=False)
+                    image_message = gr.Markdown("")
+
+        with gr.Tab("Inside a trained CNN", id="inside") as inside_tab:
+            gr.Markdown(INSIDE_NOTES)
+            classifiers = _classifiers(store)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=240):
+                    model = gr.Dropdown(classifiers, value=classifiers[0] if classifiers else None,
+                                        label="Classifier from the model store", interactive=bool(classifiers))
+                    inside_example = gr.Dropdown(examples.names(), value=DRAWN_LINES,
+                                                 label="Example input")
+                    inside_photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy", image_mode=None,
+                                            format="png", height=220)
+                    look = gr.Button("Look inside", variant="primary")
+                with gr.Column(scale=3):
+                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store))
+                    learned = gr.Image(None, label="First-layer filters", type="pil", format="png", interactive=False)
+                    layer1 = gr.Image(None, label="First-layer feature maps", type="pil", format="png",
+                                      interactive=False)
+                    layer2 = gr.Image(None, label="Second-layer feature maps", type="pil", format="png",
+                                      interactive=False)
+
+    # ---- events: every handler has an api_name so gradio_client (and the tests) can drive it
+    settings_inputs = [count, *filter_grids, *biases, stride, padding, dilation, relu, pool, pool_size, pool_stride]
+    matrix_inputs = [image, *settings_inputs, cell]
+    matrix_outputs = [outputs, cell, expansion, message]
+    gr.on([image.change, count.change, *(g.change for g in filter_grids), *(b.submit for b in biases),
+           *(b.blur for b in biases), stride.change, padding.change, dilation.change, relu.change, pool.change,
+           pool_size.change, pool_stride.change, cell.input],
+          matrix_view, matrix_inputs, matrix_outputs, api_name="convolve", trigger_mode="always_last")
+
+    def pick_cell(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride,
+                  padding, dilation, relu, pooling, pooling_size, pooling_stride, cell, event: gr.EventData):
+        clicked = (getattr(event, "_data", None) or {}).get("cell")  # from CLICK_JS: the label of the clicked cell
+        return matrix_view(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
+                           stride, padding, dilation, relu, pooling, pooling_size, pooling_stride, clicked or cell)
+
+    outputs.click(pick_cell, matrix_inputs, matrix_outputs, api_visibility="private")
+
+    count.change(lambda n: [gr.Column(visible=i < int(n or 1)) for i in range(MAX_FILTERS)], count, filter_columns,
+                 api_visibility="private", queue=False)
+    add.click(lambda n: min(MAX_FILTERS, int(n or 1) + 1), count, count, api_name="add_filter", queue=False)
+    remove.click(lambda n: max(1, int(n or 1) - 1), count, count, api_name="remove_filter", queue=False)
+
+    def resize_image(grid, height, width):
+        try:
+            return grid_value(resized(grid, height, width, "image")), ""
+        except ConvzooError as e:
+            return gr.Dataframe(), _message(e)
+
+    gr.on([rows.change, cols.change], resize_image, [image, rows, cols], [image, message], api_name="resize_image")
+
+    def resize_filters(size, filter_a, filter_b, filter_c, filter_d):
+        grids = (filter_a, filter_b, filter_c, filter_d)
+        try:
+            k = _size(size, "filter size", MAX_KERNEL)
+            return *[grid_value(resized(g, k, k, "filter")) for g in grids], ""
+        except ConvzooError as e:
+            return *[gr.Dataframe() for _ in grids], _message(e)
+
+    kernel.change(resize_filters, [kernel, *filter_grids], [*filter_grids, message], api_name="resize_filters")
+
+    for i, choice in enumerate(presets):
+        def load_preset(name, size):
+            try:
+                return grid_value(preset(name, size)), ""
+            except ConvzooError as e:
+                return gr.Dataframe(), _message(e)
+
+        choice.input(load_preset, [choice, kernel], [filter_grids[i], message], api_name=f"preset_{LETTERS[i]}")
+
+    image_inputs = [photo, mode, max_side, *settings_inputs]
+    gr.on([photo.change, mode.change, max_side.release, apply.click, image_tab.select], image_view, image_inputs,
+          [maps, image_message], api_name="filter_image", trigger_mode="always_last")
+    example.change(load_example, example, photo, api_name="load_example")
+
+    look_inside = partial(inside_view, store)
+    gr.on([inside_photo.change, model.change, look.click, inside_tab.select], look_inside, [model, inside_photo],
+          [learned, layer1, layer2, inside_info], api_name="inside_cnn", trigger_mode="always_last")
+    inside_example.change(load_example, inside_example, inside_photo, api_name="load_inside_example")
