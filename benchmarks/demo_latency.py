@@ -78,7 +78,8 @@ def main() -> None:
         store = Store(args.store) if args.store else Store()
     classifiers = store.names("classification")
     styles = store.names("style")
-    classifier = args.classifier or next((n for n in classifiers if "fashion" in n), classifiers[0] if classifiers else None)
+    fallback = classifiers[0] if classifiers else None
+    classifier = args.classifier or next((n for n in classifiers if "fashion" in n), fallback)
     style = args.style or (styles[0] if styles else None)
     print(f"store {store.roots}{' (tiny untrained test models: app overhead, not real networks)' if args.tiny else ''}")
     print(f"machine {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}")
@@ -91,7 +92,8 @@ def main() -> None:
     try:
         example = sorted((ROOT / "convzoo" / "assets" / "fashion_examples").glob("*.png"))[0]
         if classifier:
-            ms = timed(lambda: client.predict(classifier, handle_file(str(example)), True, api_name="/classify"), args.n)
+            ms = timed(lambda: client.predict(classifier, handle_file(str(example)), True, api_name="/classify"),
+                       args.n)
             report(f"classify {classifier} (end to end)", ms)
         else:
             print("no classifier in the store: classification not measured")

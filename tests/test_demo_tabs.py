@@ -175,3 +175,14 @@ def test_every_tab_explains_a_missing_model(tmp_path):
     for task in ("classification", "style", "segmentation"):
         assert f"No {task} model in the store" in texts
     assert "convzoo train lenet5-fashion" in texts
+
+
+def test_fashion_examples_ship_with_their_licence():
+    from convzoo.zoo import FASHION_MNIST
+
+    files = sorted(EXAMPLES.glob("*.png"))
+    slugs = {p.stem.split("-", 1)[1] for p in files}
+    assert len(slugs) == len(FASHION_MNIST)  # every class has a real test image
+    assert all(Image.open(p).size == (28, 28) and Image.open(p).mode == "L" for p in files)
+    licence = (EXAMPLES / "LICENSE").read_text()
+    assert "Zalando SE" in licence and "MIT" in licence

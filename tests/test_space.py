@@ -1,4 +1,4 @@
-"""The Hugging Face Space: its file set, in a fresh venv with only requirements.txt installed, launches without torch."""
+"""The Hugging Face Space: its file set, in a fresh venv with only requirements.txt, launches without torch."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from convzoo.registry import Store
 from convzoo.runtime import softmax
 
 INTRO = ("**Classify** runs a trained classifier from the model store on your image with ONNX Runtime and shows "
-         "its five most probable classes. The picture under the prediction is exactly the tensor the network receives, after "
-         "the preprocessing written in the model file itself, so you can see why a photo can fool a 28x28 model.")
+         "its five most probable classes. The picture under the prediction is exactly the tensor the network "
+         "receives, after the preprocessing written in the model file itself, so you can see why a photo can fool a 28x28 model.")
 FASHIONIZE_HELP = ("Fashion-MNIST models only saw 28x28 grey products, bright on black and filling the frame. "
                    "This step converts your photo the way the data set's authors converted theirs (trim the "
                    "background, fit the longer side, centre on a square, invert to a dark background, grey).")
@@ -45,7 +45,8 @@ def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -
     order = np.argsort(-probs)[:5]
     top5 = {model.labels[i] if i < len(model.labels) else str(i): float(probs[i]) for i in order}
     pre = model.preprocess_spec
-    info = (f"Inference {infer.ms:.1f} ms, preprocessing {prep.ms:.1f} ms ({', '.join(steps + ['resized', 'normalized'])}). "
+    done = ", ".join([*steps, "resized", "normalized"])
+    info = (f"Inference {infer.ms:.1f} ms, preprocessing {prep.ms:.1f} ms ({done}). "
             f"Tensor {tuple(x.shape)} float32, values {x.min():.2f}..{x.max():.2f}: "
             f"x = (pixel × {pre.scale:.6g} − mean {list(pre.mean)}) / std {list(pre.std)}.")
     return top5, tensor_picture(x), info

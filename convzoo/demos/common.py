@@ -111,7 +111,8 @@ def as_image(value: Any) -> Image.Image:
     if isinstance(value, (str, Path)):
         with Image.open(value) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise BadInputError(f"the image is {im.width}x{im.height} pixels, more than the limit of {MAX_PIXELS:,}")
+                raise BadInputError(f"the image is {im.width}x{im.height} pixels, "
+                                    f"more than the limit of {MAX_PIXELS:,}")
             im.load()
             return im.copy()
     if isinstance(value, Image.Image):
@@ -130,7 +131,8 @@ def sketch_image(value: dict) -> Image.Image:
     image = as_image(composite)
     flat = np.asarray(to_rgb_or_gray(image, "gray"), np.float32)
     if flat.size == 0 or float(flat.max() - flat.min()) < 8:
-        raise BadInputError("the sketch is empty: draw something on the canvas first (dark strokes on the light canvas)")
+        raise BadInputError("the sketch is empty: draw something on the canvas first "
+                            "(dark strokes on the light canvas)")
     return to_rgb_or_gray(image, "rgb")
 
 

@@ -15,7 +15,8 @@ from convzoo.registry import Store, StoredModel
 
 INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each: "
          "accuracy (Dice for segmentation), ONNX file size and sha256. Choose one to read its model card, "
-         "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own metadata.")
+         "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own "
+         "metadata.")
 COLUMNS = ["name", "task", "dataset", "params", "MACs", "accuracy", "ONNX size", "sha256", "in store"]
 
 
@@ -37,8 +38,9 @@ def rows(store: Store) -> list[list[str]]:
         entry = m.manifest["entry"] if m else entries[name]
         acc = accuracy_of(m) if m else None
         size = m.manifest.get("size_bytes") if m else None
-        table.append([name, entry["task"], entry["dataset"], _count(entry.get("params") or (m and m.manifest.get("params"))),
-                      _count(entry.get("macs") or (m and m.manifest.get("macs"))),
+        params = entry.get("params") or (m and m.manifest.get("params"))
+        macs = entry.get("macs") or (m and m.manifest.get("macs"))
+        table.append([name, entry["task"], entry["dataset"], _count(params), _count(macs),
                       f"{acc:.4f}" if acc is not None else "-", file_size(size),
                       m.sha256[:12] if m else "-", "yes" if m else "no"])
     return table

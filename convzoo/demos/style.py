@@ -53,7 +53,8 @@ def gallery_items(names: list[str], in_store: list[str]) -> list[tuple[str, str]
 
 
 @readable_errors
-def stylize(store: Store, name: str, image: Any, strength: float = 1.0, max_side: int = 512) -> tuple[Image.Image, str, str]:
+def stylize(store: Store, name: str, image: Any, strength: float = 1.0,
+            max_side: int = 512) -> tuple[Image.Image, str, str]:
     """The stylised image blended with the original by ``strength``, a line with the time, and a PNG path."""
     if not name:
         raise gr.Error("choose a style first")
@@ -99,9 +100,11 @@ def tab(store: Store) -> None:
             if photos:
                 gr.Examples(photos, inputs=content, label="Photos bundled with scikit-image")
             if shown:
-                gallery = gr.Gallery(gallery_items(shown, names), label="Styles (click a painting)", columns=3, height=260,
+                gallery = gr.Gallery(gallery_items(shown, names), label="Styles (click a painting)", columns=3,
+                                     height=260,
                                      allow_preview=False, elem_id="style-gallery")
-            model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model", elem_id="style-model")
+            model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model",
+                                elem_id="style-model")
             strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (0: the photo, 1: fully stylised)")
             max_side = gr.Slider(128, 1024, value=512, step=32, label="Output size cap (longer side, pixels)")
             run = gr.Button("Stylise", variant="primary", elem_id="style-run")
