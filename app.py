@@ -1,0 +1,19 @@
+"""Hugging Face Space entry point: the convzoo app on the models shipped in ``models/``.
+
+A Gradio Space runs ``python app.py`` from the repository root after installing ``requirements.txt``
+(no torch: demos run on onnxruntime). The Space's files are this file, ``requirements.txt``,
+``README.md`` (its YAML header configures the Space), the ``convzoo/`` package and ``models/``;
+convzoo is imported from the checkout, not installed. Locally: ``python app.py`` or ``convzoo demo``.
+"""
+
+from __future__ import annotations
+
+from convzoo.demos.app import build_app
+from convzoo.registry import Store, shipped_store
+
+# module level, so `gradio app.py` (hot reload) finds it too
+demo = build_app(Store([shipped_store()]))
+
+if __name__ == "__main__":
+    # Spaces set GRADIO_SERVER_NAME=0.0.0.0 and the port; launch() reads both from the environment
+    demo.queue().launch()
