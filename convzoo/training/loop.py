@@ -115,12 +115,19 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, entry
 
 
 @contextlib.contextmanager
-def _deterministic(device: torch.device) -> Iterator[None]:
-    """Deterministic kernels on the CPU, where they cost little; on CUDA cudnn.benchmark picks the fastest."""
+def _kernels(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """cudnn.benchmark and TF32 on CUDA (the fastest kernels); deterministic kernels only when asked.
+
+    On the CPU the kernels these CNNs use are already deterministic for a fixed thread count (a test
+    trains twice and compares weights bit for bit), and ``torch.use_deterministic_algorithms`` is not
+    cheap there: it imports torch._inductor, seconds per process. ``options["deterministic"]`` turns
+    it on anywhere (on CUDA at a real cost in speed).
+    """
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if not deterministic:
         yield
         return
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
@@ -147,7 +154,7 @@ def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir:
     """Train ``entry``'s architecture on ``data``; returns ``out_dir/<name>/best.pt`` (best validation accuracy)."""
     context = distributed.setup(device)
     try:
-        with _deterministic(context.device):
+        with _kernels(context.device, bool(recipe.options.get("deterministic", False))):
             return _fit(entry, recipe, data, Path(out_dir) / entry.name, context, resume, max_steps)
     finally:
         distributed.teardown(context)
