@@ -94,13 +94,17 @@ def _load(entry: ModelEntry, model: nn.Module, state_dict: dict[str, torch.Tenso
     if missing or unexpected or misshapen:
         problems = []
         if missing:
-            problems.append(f"{len(missing)} missing ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+            problems.append(f"{len(missing)} keys missing ({_some(missing)})")
         if unexpected:
-            problems.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:4])}"
-                            f"{', ...' if len(unexpected) > 4 else ''})")
+            problems.append(f"{len(unexpected)} unexpected keys ({_some(unexpected)})")
         if misshapen:
-            problems.append(f"{len(misshapen)} of another shape (" + ", ".join(
-                f"{k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)}" for k in misshapen[:3]) + ")")
-        raise ConvzooError(f"{entry.name}: these weights are not for {entry.arch}: {'; '.join(problems)} keys. "
+            problems.append(f"{len(misshapen)} keys of another shape (" + ", ".join(
+                f"{k}: {tuple(state_dict[k].shape)}, not {tuple(expected[k].shape)}" for k in misshapen[:3])
+                + (", ..." if len(misshapen) > 3 else "") + ")")
+        raise ConvzooError(f"{entry.name}: these weights are not for {entry.arch}: {'; '.join(problems)}. "
                            f"Use torchvision's {entry.pretrained} weights or a state dict of the same model")
     model.load_state_dict(state_dict, strict=True)
+
+
+def _some(keys: list[str], shown: int = 4) -> str:
+    return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
