@@ -87,6 +87,8 @@ def test_max_steps_stops_early_with_valid_checkpoints(small, tmp_path):
     assert (last["epoch"], last["batch"], last["step"]) == (0, 3, 3)
     assert torch.load(run / "best.pt", weights_only=True)["step"] == 3
     assert json.loads((run / "metrics.json").read_text())[-1]["partial"] is True
+    fit(ENTRY, recipe(), small, out_dir=tmp_path, device="cpu", max_steps=3, resume=True)  # already there
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 3
 
 
 def test_seed_makes_cpu_runs_repeatable(small, tmp_path):
@@ -106,6 +108,27 @@ def test_resume_continues_exactly_where_it_stopped(small, tmp_path):
     b = json.loads((resumed.parent / "metrics.json").read_text())
     assert [r["test_accuracy"] for r in a] == [r["test_accuracy"] for r in b]
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-12)
+
+
+SMALL_CLASSIFIERS = [e.name for e in registry.entries("classification") if e.dataset != "imagenet" and not e.quantization]
+
+
+@pytest.mark.parametrize("name", SMALL_CLASSIFIERS)
+def test_every_small_classifier_trains_a_step_with_its_recipe(name, tmp_path):
+    entry = registry.get(name)
+    channels, (height, width) = entry.in_channels, entry.preprocess.size
+    generator = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.randint(0, 256, (n, channels, height, width), dtype=torch.uint8, generator=generator),
+                torch.randint(0, len(entry.labels), (n,), generator=generator))
+
+    data = ClassificationData(*split(32), *split(8), *split(8), dataset=entry.dataset)
+    best = fit(entry, dataclasses.replace(entry.recipe, batch_size=16), data, out_dir=tmp_path, device="cpu",
+               max_steps=2)  # the recipe's own optimizer, schedule and augmentations
+    state = torch.load(best, weights_only=True)
+    assert state["step"] == 2 and torch.isfinite(torch.tensor(state["metrics"]["train_loss"]))
+    build(entry).load_state_dict(state["model"])
 
 
 def test_resume_refuses_another_recipe(small, tmp_path):

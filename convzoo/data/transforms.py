@@ -13,6 +13,7 @@ values" (its best variant) in the units the network sees.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -87,11 +88,17 @@ def random_erase(x: torch.Tensor, generator: torch.Generator, p: float = 0.5,
     return torch.where(mask, noise, x)
 
 
+@functools.lru_cache(maxsize=32)
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: a fresh host-to-GPU copy in every step would stall the training loop
+    shape = (1, -1, 1, 1)
+    return (torch.tensor(mean, dtype=torch.float32, device=device).view(shape),
+            torch.tensor(std, dtype=torch.float32, device=device).view(shape))
+
+
 def normalize(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
     """``(pixel * scale - mean) / std`` per channel, in float32: exactly what ``runtime.normalize`` does at inference."""
-    shape = (1, -1, 1, 1)
-    mean = torch.tensor(preprocess.mean, dtype=torch.float32, device=pixels.device).view(shape)
-    std = torch.tensor(preprocess.std, dtype=torch.float32, device=pixels.device).view(shape)
+    mean, std = _channel_stats(tuple(preprocess.mean), tuple(preprocess.std), pixels.device)
     return (pixels.float() * preprocess.scale - mean) / std
 
 

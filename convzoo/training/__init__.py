@@ -33,10 +33,10 @@ def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | s
     from convzoo.training.distributed import resolve_device
     from convzoo.training.loop import fit
 
+    resolve_device(device)  # a bad --device is reported before any work
     # Loaded on the CPU: fit moves it to this process's device (one GPU per rank under torchrun).
     data = load_classification(entry.dataset, data_dir=data_dir, download=download, val_split=recipe.val_split,
                                val_seed=int(recipe.options.get("val_seed", 0)))
-    resolve_device(device)  # a bad --device is reported before any work
     return fit(entry, recipe, data, out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
 

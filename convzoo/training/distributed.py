@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -83,11 +81,3 @@ def barrier(context: Context) -> None:
     if context.distributed:
         dist.barrier()
 
-
-def broadcast_object(value: Any, context: Context) -> Any:
-    """Rank 0's value on every rank (e.g. the run folder's checkpoint state)."""
-    if not context.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

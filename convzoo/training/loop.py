@@ -216,9 +216,10 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
         if cuda and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
 
-    if epoch >= recipe.epochs:
+    if epoch >= recipe.epochs or (max_steps is not None and step >= max_steps):
         if main:
-            print(f"convzoo: {run_dir} already finished its {recipe.epochs} epochs", file=sys.stderr)
+            print(f"convzoo: {run_dir} is already at step {step} (epoch {epoch} of {recipe.epochs}); nothing to do",
+                  file=sys.stderr)
         return best_path
 
     started = time.perf_counter()
