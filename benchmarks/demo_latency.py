@@ -82,7 +82,8 @@ def main() -> None:
     classifier = args.classifier or next((n for n in classifiers if "fashion" in n), fallback)
     style = args.style or (styles[0] if styles else None)
     print(f"store {store.roots}{' (tiny untrained test models: app overhead, not real networks)' if args.tiny else ''}")
-    print(f"machine {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}")
+    print(f"machine {platform.machine()} {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"python {platform.python_version()}")
 
     app = None
     url = args.url
@@ -97,6 +98,10 @@ def main() -> None:
             report(f"classify {classifier} (end to end)", ms)
         else:
             print("no classifier in the store: classification not measured")
+        floor = next(iter(store.names()), None)
+        if floor:  # no upload, no image, no model run: what the queue and HTTP cost on their own
+            ms = timed(lambda: client.predict(floor, api_name="/model_card"), args.n)
+            report("queue floor: /model_card (no image)", ms)
         if style:
             import skimage.data
 
