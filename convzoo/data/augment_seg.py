@@ -57,8 +57,8 @@ def sampling_grid(batch: int, tile: int, height: int, width: int, ops: Sequence[
     centre = torch.stack([_uniform((batch,), low_x, high_x, generator, device),
                           _uniform((batch,), low_y, high_y, generator, device)], dim=-1)
     coords = coords + centre[:, None, None, :]
-    scale = torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=device)
-    return coords * scale - 1
+    # Python scalars, not a new device tensor: a host-to-device copy each step would stall the GPU queue
+    return torch.stack([coords[..., 0] * (2 / max(width - 1, 1)), coords[..., 1] * (2 / max(height - 1, 1))], -1) - 1
 
 
 def sample_tiles(images: torch.Tensor, labels: torch.Tensor, batch: int, tile: int, ops: Sequence[str],

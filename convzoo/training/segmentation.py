@@ -131,7 +131,8 @@ def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                weight_decay=recipe.weight_decay, nesterov=True)
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    fused = next(model.parameters()).device.type == "cuda"  # one kernel for all parameters
+    return cls(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
 
 
 def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,

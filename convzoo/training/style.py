@@ -253,7 +253,7 @@ def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | Non
                                float(options.get("style_weight", 5.0)), float(options.get("tv_weight", 0.0)))
     model = build(entry).to(dev).to(memory_format=channels_last)
     optimizer = (torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam)(
-        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=dev.type == "cuda")
     generator = torch.Generator(device=dev).manual_seed(recipe.seed)
 
     run_dir = Path(out_dir) / entry.name
