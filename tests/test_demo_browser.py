@@ -110,7 +110,8 @@ def test_invariance_tab(page, app_url, artifacts):
 def test_models_tab(page, app_url, artifacts):
     open_tab(page, app_url, "Models")
     expect(page.locator("#models-table")).to_contain_text("lenet5-fashion")
-    page.locator("#models-show").click()
-    expect(page.locator("#models-card")).to_contain_text("Run it with onnxruntime")
+    expect(page.locator("#models-card")).to_contain_text("Run it with onnxruntime")  # the first stored model's card
+    page.locator("#models-table").get_by_text("tiny-membranes", exact=True).click()  # a row chooses a model
+    expect(page.locator("#models-card")).to_contain_text("U-Net")
     expect(page.locator("#models-code")).to_contain_text("InferenceSession")
     shot(page, artifacts, "models")

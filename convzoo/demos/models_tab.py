@@ -25,7 +25,7 @@ def _count(value: Any) -> str:
 
 
 def rows(store: Store) -> list[list[str]]:
-    """One row per registry entry, then any stored model the registry does not name (a user's own export)."""
+    """One row per registry entry and per stored model the registry does not name (a user's own export)."""
     stored = {}
     try:
         stored = {m.name: m for m in store.models()}
@@ -43,7 +43,7 @@ def rows(store: Store) -> list[list[str]]:
         table.append([name, entry["task"], entry["dataset"], _count(params), _count(macs),
                       f"{acc:.4f}" if acc is not None else "-", file_size(size),
                       m.sha256[:12] if m else "-", "yes" if m else "no"])
-    return table
+    return sorted(table, key=lambda row: row[-1] != "yes")  # what can be run and downloaded first, then the rest
 
 
 def _strip_front_matter(card: str) -> str:
@@ -91,14 +91,20 @@ def tab(store: Store) -> None:
     first = next((r[0] for r in table_rows if r[-1] == "yes"), names[0])
     table = gr.Dataframe(table_rows, headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table",
                          label="The registry (click a row)")
-    model = gr.Dropdown(names, value=first, label="Model", elem_id="models-model")
+    try:  # the first stored model's card is on the page from the start
+        card_text, onnx_file, code_text = model_card(store, first)
+    except gr.Error as e:
+        card_text, onnx_file, code_text = str(e), None, ""
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(names, value=first, label="Model", elem_id="models-model", scale=4)
+        show = gr.Button("Show card", elem_id="models-show", scale=1, min_width=120)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            card = gr.Markdown(elem_id="models-card")
+            card = gr.Markdown(card_text, elem_id="models-card")
         with gr.Column(scale=2, min_width=300):
-            download = gr.DownloadButton("Download model.onnx", elem_id="models-download")
-            code = gr.Code(language="python", label="Run it with onnxruntime (ten lines)", elem_id="models-code")
-    show = gr.Button("Show card", elem_id="models-show")
+            download = gr.DownloadButton("Download model.onnx", value=onnx_file, elem_id="models-download")
+            code = gr.Code(code_text, language="python", label="Run it with onnxruntime (ten lines)",
+                           elem_id="models-code")
     model.change(partial(model_card, store), model, [card, download, code], api_name="model_card")
     show.click(partial(model_card, store), model, [card, download, code], api_name=False)
 
