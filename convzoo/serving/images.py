@@ -69,7 +69,7 @@ async def read_upload(request: Request, max_pixels: int) -> Image.Image:
         if upload is None or isinstance(upload, str):
             raise ProtocolError(400, f"the multipart body has no file field 'image' (fields: {', '.join(form) or 'none'})")
         data = await upload.read()
-    elif kind in ("", *IMAGE_TYPES):
+    elif kind in ("", *IMAGE_TYPES, "application/x-www-form-urlencoded"):  # the last: curl --data-binary's default
         data = await request.body()
     else:
         raise ProtocolError(415, f"Content-Type {kind!r} is not an image upload: send image/png, image/jpeg, "

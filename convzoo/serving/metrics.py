@@ -7,6 +7,7 @@ set by inventing URLs.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import time
@@ -94,7 +95,8 @@ class Telemetry:
             client = scope.get("client")
             length = headers.get(b"content-length", b"")
             log.info(json.dumps({
-                "event": "request", "id": request_id, "method": scope.get("method"), "path": scope.get("path"),
+                "event": "request", "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+                "id": request_id, "method": scope.get("method"), "path": scope.get("path"),
                 "route": route, "model": model or None, "status": status["code"],
                 "ms": round(seconds * 1000, 3), "bytes_out": status["bytes"],
                 "bytes_in": int(length) if length.isdigit() else None,
