@@ -11,6 +11,7 @@ centre counted in full.
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,18 @@ def _tile_weights(height: int, width: int) -> np.ndarray:
     return np.outer(ramp(height), ramp(width)) / max(height, width)
 
 
+_OUTPUT_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _output_shape(model: OnnxModel, channels: int, tile: int) -> tuple[int, int]:
+    """(output side, classes) for a square input tile: one probe run per model and tile, then remembered."""
+    known = _OUTPUT_SHAPES.setdefault(model, {})
+    if tile not in known:
+        probe = model.run(np.zeros((1, channels, tile, tile), np.float32))
+        known[tile] = (int(probe.shape[-1]), int(probe.shape[1]))
+    return known[tile]
+
+
 def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, batch: int = 4) -> np.ndarray:
     """Class probabilities C x H x W for an image of any size, segmented tile by tile.
 
@@ -42,8 +55,7 @@ def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, b
     channels, height, width = x.shape
     multiple = int(json.loads(model.metadata.get("convzoo.size_multiple", "1")))
     tile = -(-tile // multiple) * multiple
-    probe = model.run(np.zeros((1, channels, tile, tile), np.float32))
-    out_tile = probe.shape[-1]
+    out_tile, classes = _output_shape(model, channels, tile)
     margin = (tile - out_tile) // 2  # valid padding: context each output pixel needs beyond the tile's output
     if margin == 0 and max(height, width) < tile:  # a small image needs no tile larger than itself
         tile = out_tile = -(-max(height, width) // multiple) * multiple
@@ -54,7 +66,7 @@ def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, b
     full_h, full_w = (rows - 1) * step + out_tile, (cols - 1) * step + out_tile
     pad = ((0, 0), (margin, margin + full_h - height), (margin, margin + full_w - width))
     padded = np.pad(x, pad, mode="symmetric")  # the paper mirrors; symmetric also works when pad > side
-    total = np.zeros((probe.shape[1], full_h, full_w), np.float32)
+    total = np.zeros((classes, full_h, full_w), np.float32)
     weight_sum = np.zeros((full_h, full_w), np.float32)
     weights = _tile_weights(out_tile, out_tile)
     corners = [(r * step, c * step) for r in range(rows) for c in range(cols)]
