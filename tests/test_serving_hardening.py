@@ -257,9 +257,12 @@ def test_cors_origins_from_the_environment(tiny_store, monkeypatch):
 
 @pytest.fixture
 def broken_store(tiny_store, tmp_path) -> Store:
-    """tiny-cifar: changed after export (sha256); tiny-style: file missing; tiny-membranes: not an ONNX graph."""
+    """tiny-cifar: changed after export (sha256); tiny-style: file missing; tiny-membranes: not an ONNX graph;
+    tiny-garbled: a manifest that is not JSON."""
     root = tmp_path / "store"
     shutil.copytree(tiny_store.roots[0], root)
+    shutil.copytree(root / "tiny-fashion", root / "tiny-garbled")
+    (root / "tiny-garbled" / "model.json").write_text("{not json")
     with open(root / "tiny-cifar" / "model.onnx", "ab") as f:
         f.write(b"tampered")
     (root / "tiny-style" / "model.onnx").unlink()
@@ -277,7 +280,8 @@ def test_broken_models_are_not_ready_with_the_reason_while_others_serve(broken_s
         app.state.pool.loaded.wait(30)
         ready = http.get("/v2/health/ready")
         assert ready.status_code == 400
-        assert set(ready.json()["models"]) == {"tiny-cifar", "tiny-style", "tiny-membranes"}
+        assert set(ready.json()["models"]) == {"tiny-cifar", "tiny-style", "tiny-membranes", "tiny-garbled"}
+        assert "cannot read" in http.get("/v2/models/tiny-garbled/ready").json()["error"]
         reasons = {name: http.get(f"/v2/models/{name}/ready") for name in ("tiny-cifar", "tiny-style", "tiny-membranes")}
         assert all(r.status_code == 400 for r in reasons.values())
         assert "sha256" in reasons["tiny-cifar"].json()["error"] and "export or download it again" in reasons[
@@ -301,6 +305,11 @@ def test_serving_only_the_named_models(tiny_store, broken_store):
     app = create_app(broken_store, models=["tiny-fashion"], batch_delay_ms=0)
     with running(app) as url:  # ready: the broken ones are not asked for
         assert httpx.get(f"{url}/v2/models/tiny-cifar/ready").status_code == 404
+    app = create_app(broken_store, models=["tiny-fashion", "tiny-garbled"], batch_delay_ms=0)
+    with running(app, ready=False) as url:  # named but broken: reported, not fatal
+        app.state.pool.loaded.wait(30)
+        assert httpx.get(f"{url}/v2/models/tiny-garbled/ready").status_code == 400
+        assert httpx.get(f"{url}/v2/models/tiny-fashion/ready").status_code == 200
 
 
 def test_unknown_named_model_is_refused_at_start(tiny_store):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convzoo.errors import ConvzooError
+from convzoo.errors import ConvzooError, IntegrityError
 from convzoo.registry import MANIFEST_FILE, NAME_PATTERN, Store, StoredModel, validate_name
 from convzoo.serving.batching import Batcher
 from convzoo.serving.tensors import DATATYPES, ORT_TYPES, TensorSpec
@@ -106,7 +106,10 @@ class Pool:
         if names:
             for name in names:
                 validate_name(name)
-                store.get(name)  # a model the operator named that is not in the store is their mistake: say so now
+                try:
+                    store.get(name)  # a model the operator named that is not in the store is their mistake: say so now
+                except IntegrityError:
+                    pass  # an unreadable manifest is the model's problem: reported not ready, the others serve
         chosen = list(dict.fromkeys(names)) if names else store_names(store)
         if not chosen:
             raise ConvzooError(f"the store ({', '.join(map(str, store.roots))}) holds no models; export one with "
