@@ -107,7 +107,8 @@ def rand_error(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def score(predictions: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
     """Mean over sections, as the challenge averaged over its test slices."""
-    per = [{"pixel_error": pixel_error(p, t), "dice": dice(p, t), **rand_error(p, t)} for p, t in zip(predictions, truths)]
+    per = [{"pixel_error": pixel_error(p, t), "dice": dice(p, t), **rand_error(p, t)}
+           for p, t in zip(predictions, truths)]
     return {key: float(np.mean([m[key] for m in per])) for key in per[0]}
 
 

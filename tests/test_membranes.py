@@ -6,7 +6,6 @@ import dataclasses
 import sys
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
@@ -120,7 +119,8 @@ def _conv_model(tmp_path, kernel: np.ndarray, pads: int, name: str) -> OnnxModel
         [node], name,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
         [helper.make_tensor_value_info("mask_logits", TensorProto.FLOAT, ["batch", 2, "h", "w"])],
-        [numpy_helper.from_array(kernel.astype(np.float32), "w"), numpy_helper.from_array(np.zeros(2, np.float32), "b")])
+        [numpy_helper.from_array(kernel.astype(np.float32), "w"),
+         numpy_helper.from_array(np.zeros(2, np.float32), "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     entry = dataclasses.replace(registry.get("unet-membranes"), name=name)
     stored = write_model(tmp_path, entry, model, metrics={}, manifest_extra={}, source={})

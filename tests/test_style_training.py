@@ -28,8 +28,9 @@ def test_random_vgg_is_the_issues_network_seeded_and_frozen():
     a, b, c = RandomVGG(seed=0), RandomVGG(seed=0), RandomVGG(seed=1)
     convs = [m for m in a.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [conv.out_channels for conv in convs] == [64, 64, 128, 128, 256, 256, 512, 512, 512, 512]
-    assert all(isinstance(m, torch.nn.ReflectionPad2d) for m in a.modules()
-               if isinstance(m, torch.nn.ReflectionPad2d)) and any(isinstance(m, torch.nn.AvgPool2d) for m in a.modules())
+    assert sum(isinstance(m, torch.nn.ReflectionPad2d) for m in a.modules()) == len(convs)  # reflect, never zeros
+    assert all(conv.padding == (0, 0) for conv in convs)
+    assert sum(isinstance(m, torch.nn.AvgPool2d) for m in a.modules()) == 4  # between the 5 blocks
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in a.modules())
     assert not any(p.requires_grad for p in a.parameters())
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -113,7 +113,8 @@ def read_sections(data_dir: str | Path | None = None) -> Sections:
         image = np.asarray(Image.open(image_path).convert("L"))
         label = to_class_indices(np.asarray(Image.open(label_path)))
         if image.shape != label.shape:
-            raise DataNotFoundError(f"{image_path.name}: image is {image.shape}, its label {label_path} is {label.shape}")
+            raise DataNotFoundError(f"{image_path.name}: image is {image.shape}, "
+                                    f"its label {label_path} is {label.shape}")
         images.append(image)
         labels.append(label)
     if len({im.shape for im in images}) > 1:

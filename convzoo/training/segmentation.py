@@ -235,11 +235,12 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
         epoch += 1
         result = validate(model, val_images, val_labels, autocast)
         seconds += time.perf_counter() - started
+        rate = steps_run * recipe.batch_size / max(1e-9, time.perf_counter() - started)
         metrics = {"epoch": epoch, "step": step, "partial": steps_run < steps_per_epoch,
                    "lr": scheduler.get_last_lr()[0], "train_loss": loss_sum.item() / max(1, steps_run),
                    "val_pixel_error": result["val_pixel_error"], "val_dice": result["val_dice"],
                    "val_sections": list(val_set.names), "seconds": round(seconds, 2),
-                   "tiles_per_second": round(steps_run * recipe.batch_size / max(1e-9, time.perf_counter() - started), 1)}
+                   "tiles_per_second": round(rate, 1)}
         if result["val_pixel_error"] < best_error:
             best_error = result["val_pixel_error"]
             from convzoo.segmentation_eval import score

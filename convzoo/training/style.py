@@ -111,7 +111,8 @@ def loss_network(options: dict[str, Any]) -> nn.Module:
     weights = options.get("loss_weights") or (hub_vgg16() if kind in ("auto", "vgg16") else None)
     if kind == "vgg16" and not weights:
         raise DataNotFoundError(f"loss_network vgg16 needs ImageNet VGG-16 weights: pass --loss-weights FILE "
-                                f"(torchvision's vgg16 state dict) or put {VGG16_FILE} in {torch.hub.get_dir()}/checkpoints")
+                                f"(torchvision's vgg16 state dict) or put {VGG16_FILE} in "
+                                f"{torch.hub.get_dir()}/checkpoints")
     if weights and kind != "random-vgg":
         path = Path(weights)
         if not path.is_file():
@@ -300,7 +301,8 @@ def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | Non
             seconds += elapsed
             started = time.perf_counter()
             metrics = {"step": step, "loss": values[0], "content_loss": values[1], "style_loss": values[2],
-                       "seconds": round(seconds, 2), "images_per_second": round(window * recipe.batch_size / elapsed, 1),
+                       "seconds": round(seconds, 2),
+                       "images_per_second": round(window * recipe.batch_size / elapsed, 1),
                        "loss_network": network.name}
             rows.append(metrics)
             bar.set_postfix(loss=f"{values[0]:.3f}", content=f"{values[1]:.3f}", style=f"{values[2]:.3f}")
