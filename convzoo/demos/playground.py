@@ -10,8 +10,11 @@ Three views share one set of filters and settings:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from dataclasses import dataclass
@@ -336,12 +339,52 @@ def matrix_view(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, 
 # the image view
 
 
+class Recent:
+    """The last few results by their inputs: the same request twice (a tab shown, then its image mounted,
+    or "Apply" pressed again) is drawn once, which matters on a 2-core CPU."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    @staticmethod
+    def key(*values: Any) -> str:
+        digest = hashlib.sha256()
+        for value in values:
+            if isinstance(value, np.ndarray):
+                digest.update(f"{value.shape}{value.dtype}".encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+            else:
+                digest.update(repr(value).encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def get(self, key: str) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
+
+    def put(self, key: str, value: Any) -> Any:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+_IMAGE_VIEWS, _INSIDE_VIEWS = Recent(), Recent()
+
+
 def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
                stride, padding, dilation, relu, pooling, pooling_size, pooling_stride) -> tuple[Image.Image | None, str]:
     """The same filters on a photo: one row per filter, its map per channel, then the pooled maps."""
+    if pixels is None:
+        return None, "Upload an image or choose an example."
+    key = Recent.key(np.asarray(pixels), mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a,
+                     bias_b, bias_c, bias_d, stride, padding, dilation, relu, pooling, pooling_size, pooling_stride)
+    if (known := _IMAGE_VIEWS.get(key)) is not None:
+        return known
     try:
-        if pixels is None:
-            return None, "Upload an image or choose an example."
         count = _size(filters, "number of filters", MAX_FILTERS)
         s = Settings.parse(stride, padding, dilation, relu, pooling, pooling_size, pooling_stride)
         weights, bias = parse_filters([filter_a, filter_b, filter_c, filter_d][:count],
@@ -363,11 +406,12 @@ def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, fi
                 maps.append((f"{LETTERS[f]} on {name} {out.shape[0]}x{out.shape[1]}", out))
                 if s.pool != "none":
                     p = cv.pool2d(out, s.pool, s.pool_size, s.pool_stride)
-                    pooled.append((f"{s.pool}-pooled {p.shape[0]}x{p.shape[1]}", p))
+                    pooled.append((f"{name}, {s.pool}-pooled {p.shape[0]}x{p.shape[1]}", p))
             rows.append(maps + pooled)
-        title = (f"{pixels.shape[0]}x{pixels.shape[1]} input, stride {s.stride}, padding {s.padding}, dilation "
-                 f"{s.dilation}{', ReLU' if s.relu else ''}: red = the filter's pattern, blue = its opposite")
-        return plots.map_grid(rows, scale="row", title=title, panel_inches=2.6 if len(channels) == 1 else 2.0), ""
+        title = (f"{pixels.shape[0]}x{pixels.shape[1]} input · stride {s.stride} · padding {s.padding} · dilation "
+                 f"{s.dilation}{' · ReLU' if s.relu else ''}")
+        figure = plots.map_grid(rows, scale="row", title=title, panel_inches=2.6 if len(channels) == 1 else 2.0)
+        return _IMAGE_VIEWS.put(key, (figure, ""))
     except ConvzooError as e:
         return None, _message(e)
 
@@ -401,6 +445,9 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
     if pixels is None:
         return None, None, None, "Upload an image or choose an example."
     try:
+        key = Recent.key(store.roots, name, store.get(name).sha256, np.asarray(pixels))  # a re-export is a new model
+        if (known := _INSIDE_VIEWS.get(key)) is not None:
+            return known
         probe = probe_stored(store, name)
         pixels = np.asarray(pixels, np.uint8)
         pixels = examples.shrink(pixels, 256) if probe.preprocess.size is None else pixels
@@ -425,7 +472,7 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
         lines += [f"- layer {i + 1}: {layer.description}" for i, layer in enumerate(layers)]
         if len(layers) < 2:
             lines.append("- this model has only one convolution, so there is no second layer to show.")
-        return filters, figures[0], figures[1] if len(figures) > 1 else None, "\n".join(lines)
+        return _INSIDE_VIEWS.put(key, (filters, figures[0], figures[1] if len(figures) > 1 else None, "\n".join(lines)))
     except ConvzooError as e:
         return None, None, None, _message(e)
 
@@ -535,8 +582,8 @@ def tab(store: Store) -> None:
                     apply = gr.Button("Apply the filters", variant="primary")
                 with gr.Column(scale=3):
                     maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",
-                                    interactive=False)
-                    image_message = gr.Markdown("")
+                                    interactive=False, elem_id="pg-maps", show_label=False)
+                    image_message = gr.Markdown("", elem_id="pg-image-message")
 
         with gr.Tab("Inside a trained CNN", id="inside") as inside_tab:
             gr.Markdown(INSIDE_NOTES)
@@ -551,12 +598,13 @@ def tab(store: Store) -> None:
                                             format="png", height=220)
                     look = gr.Button("Look inside", variant="primary")
                 with gr.Column(scale=3):
-                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store))
-                    learned = gr.Image(None, label="First-layer filters", type="pil", format="png", interactive=False)
+                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store), elem_id="pg-inside-info")
+                    learned = gr.Image(None, label="First-layer filters", type="pil", format="png", interactive=False,
+                                       elem_id="pg-learned", show_label=False)
                     layer1 = gr.Image(None, label="First-layer feature maps", type="pil", format="png",
-                                      interactive=False)
+                                      interactive=False, elem_id="pg-layer1", show_label=False)
                     layer2 = gr.Image(None, label="Second-layer feature maps", type="pil", format="png",
-                                      interactive=False)
+                                      interactive=False, elem_id="pg-layer2", show_label=False)
 
     # ---- events: every handler has an api_name so gradio_client (and the tests) can drive it
     settings_inputs = [count, *filter_grids, *biases, stride, padding, dilation, relu, pool, pool_size, pool_stride]
