@@ -1,12 +1,14 @@
 """Dynamic batching, measured: `convzoo serve` with batching off and on, side by side, in one run.
 
 For each setting it starts the real server (a subprocess on a free port), then
-  * N concurrent clients for T seconds on the throughput model (by default the largest classifier): requests/s, p50/p95/p99, errors;
+  * N concurrent clients for T seconds on the throughput model (by default the largest classifier):
+    requests/s, p50/p95/p99, errors;
   * one client for T/2 seconds on the overhead-bound model: p50 latency;
 and prints them next to onnxruntime in this process on the same models (the limit).
 
     python benchmarks/serving_batching.py                      # a synthetic store (no trained models needed)
-    python benchmarks/serving_batching.py --store ~/.cache/convzoo --model resnet18-cifar10 --latency-model lenet5-fashion
+    python benchmarks/serving_batching.py --store ~/.cache/convzoo --model vgg16-fashion \
+        --latency-model lenet5-fashion
 
 Requests are KServe v2 with binary tensors, as tritonclient sends them, over keep-alive connections.
 Targets (issue 4): >= 2.5x requests/s with batching on at 32 clients; one client's p50 at most 2 ms
@@ -228,8 +230,10 @@ def main() -> None:
           f"batch {args.max_batch}: {limit_batch_rps:.0f} images/s (the limit)")
     print(f"  {'':>12} {'req/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'errors':>7}")
     for label, r in (("batching off", off), ("batching on", on)):
-        print(f"  {label:>12} {r['requests_per_s']:9.1f} {r['p50']:9.2f} {r['p95']:9.2f} {r['p99']:9.2f} {r['errors']:7d}")
-    print(f"  on/off: throughput x{on['requests_per_s'] / off['requests_per_s']:.2f}, p50 x{on['p50'] / off['p50']:.2f}, "
+        print(f"  {label:>12} {r['requests_per_s']:9.1f} {r['p50']:9.2f} {r['p95']:9.2f} {r['p99']:9.2f} "
+              f"{r['errors']:7d}")
+    print(f"  on/off: throughput x{on['requests_per_s'] / off['requests_per_s']:.2f}, "
+          f"p50 x{on['p50'] / off['p50']:.2f}, "
           f"p95 x{on['p95'] / off['p95']:.2f}   (target: throughput >= 2.5x, 0 errors)")
     print(f"overhead-bound model: {latency_model}; one client; in-process onnxruntime p50 {small_p50:.3f} ms")
     for label in ("off", "on"):

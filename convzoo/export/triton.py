@@ -73,7 +73,8 @@ def config_pbtxt(name: str, model: onnx.ModelProto, *, max_batch: int = 32, dela
     metadata = {p.key: p.value for p in model.metadata_props}
     for key in ("convzoo.name", "convzoo.task", "convzoo.preprocess", "convzoo.output"):
         if key in metadata:  # the preprocessing contract travels with the model
-            lines += ["parameters {", f"  key: {_quote(key)}", f"  value: {{ string_value: {_quote(metadata[key])} }}", "}"]
+            lines += ["parameters {", f"  key: {_quote(key)}",
+                      f"  value: {{ string_value: {_quote(metadata[key])} }}", "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +88,8 @@ def write_triton_repository(store: Store, out_dir: Path | str, names: Sequence[s
     out_dir = Path(out_dir)
     chosen = list(names) if names else store.names()
     if not chosen:
-        raise ConvzooError(f"the store ({', '.join(map(str, store.roots))}) holds no models to put in a Triton repository")
+        roots = ", ".join(map(str, store.roots))
+        raise ConvzooError(f"the store ({roots}) holds no models to put in a Triton repository")
     written = []
     for name in chosen:
         validate_name(name)

@@ -163,7 +163,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise ConvzooError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port or --host") from None
+            raise ConvzooError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port or --host"
+                               ) from None
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,

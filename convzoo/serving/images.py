@@ -52,7 +52,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as e:
-        raise ProtocolError(400, f"the {image.format} image is truncated or corrupt ({e}); send the whole file") from None
+        raise ProtocolError(400, f"the {image.format} image is truncated or corrupt ({e}); send the whole file"
+                            ) from None
     if width == 0 or height == 0:
         raise ProtocolError(400, "the image has no pixels")
     return image
@@ -67,7 +68,8 @@ async def read_upload(request: Request, max_pixels: int) -> Image.Image:
             raise ProtocolError(400, f"malformed multipart body ({e}); send the image as field 'image'") from None
         upload = form.get("image") or form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ProtocolError(400, f"the multipart body has no file field 'image' (fields: {', '.join(form) or 'none'})")
+            fields = ", ".join(form) or "none"
+            raise ProtocolError(400, f"the multipart body has no file field 'image' (fields: {fields})")
         data = await upload.read()
     elif kind in ("", *IMAGE_TYPES, "application/x-www-form-urlencoded"):  # the last: curl --data-binary's default
         data = await request.body()

@@ -94,9 +94,9 @@ class Telemetry:
             self.metrics.latency.labels(route, model).observe(seconds)
             client = scope.get("client")
             length = headers.get(b"content-length", b"")
+            now = datetime.datetime.now(datetime.timezone.utc)
             log.info(json.dumps({
-                "event": "request", "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
-                "id": request_id, "method": scope.get("method"), "path": scope.get("path"),
+                "event": "request", "ts": now.isoformat(timespec="milliseconds"), "id": request_id, "method": scope.get("method"), "path": scope.get("path"),
                 "route": route, "model": model or None, "status": status["code"],
                 "ms": round(seconds * 1000, 3), "bytes_out": status["bytes"],
                 "bytes_in": int(length) if length.isdigit() else None,

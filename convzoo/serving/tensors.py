@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 
 class ProtocolError(Exception):
@@ -284,7 +284,8 @@ def _binary_array(tensor: TensorInput, datatype: str, raw: bytes, count: int) ->
     if datatype == "BYTES":
         items = deserialize_bytes(raw, where)
         if len(items) != count:
-            raise bad_request(f"{where}: shape {_shape_text(tensor.shape)} needs {count} BYTES elements, got {len(items)}")
+            raise bad_request(f"{where}: shape {_shape_text(tensor.shape)} needs {count} BYTES elements, "
+                              f"got {len(items)}")
         return np.array(items, dtype=object).reshape(tensor.shape)
     dtype = DATATYPES[datatype]
     if len(raw) != count * dtype.itemsize:
