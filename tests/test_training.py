@@ -110,7 +110,8 @@ def test_resume_continues_exactly_where_it_stopped(small, tmp_path):
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-12)
 
 
-SMALL_CLASSIFIERS = [e.name for e in registry.entries("classification") if e.dataset != "imagenet" and not e.quantization]
+SMALL_CLASSIFIERS = [e.name for e in registry.entries("classification")
+                     if e.dataset != "imagenet" and not e.quantization]
 
 
 @pytest.mark.parametrize("name", SMALL_CLASSIFIERS)

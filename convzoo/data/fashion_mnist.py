@@ -89,7 +89,8 @@ def load_classification(dataset: str, *, data_dir: Path | str | None = None, dow
         train, test = load_torchvision(dataset, data_dir=data_dir, download=download)
         data = from_arrays(train, test, val_split=val_split, val_seed=val_seed, dataset=dataset)
     else:
-        raise ConvzooError(f"convzoo cannot load the classification data set {dataset!r}; it knows {', '.join(DATASETS)}")
+        raise ConvzooError(f"convzoo cannot load the classification data set {dataset!r}; "
+                           f"it knows {', '.join(DATASETS)}")
     return data.to(device)
 
 

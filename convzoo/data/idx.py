@@ -26,10 +26,13 @@ FILES = {  # split -> (images, labels), without the .gz that the official files 
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 HOW_TO_GET = (
     "Get Fashion-MNIST in one of three ways:\n"
-    "  1. on Debian/Ubuntu: `sudo apt-get install dataset-fashion-mnist` (files land in /usr/share/datasets/fashion-mnist/);\n"
-    "  2. put the four idx files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,\n"
-    "     t10k-labels-idx1-ubyte.gz; gzipped or not) in a folder and pass `--data-dir FOLDER` or set $CONVZOO_DATA=FOLDER;\n"
-    f"  3. download them from the official site, {OFFICIAL_URL} (listed at https://github.com/zalandoresearch/fashion-mnist),\n"
+    "  1. on Debian/Ubuntu: `sudo apt-get install dataset-fashion-mnist`\n"
+    "     (the files land in /usr/share/datasets/fashion-mnist/);\n"
+    "  2. put the four idx files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,\n"
+    "     t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; gzipped or not) in a folder\n"
+    "     and pass `--data-dir FOLDER` or set $CONVZOO_DATA=FOLDER;\n"
+    f"  3. download them from the official site, {OFFICIAL_URL}\n"
+    "     (listed at https://github.com/zalandoresearch/fashion-mnist),\n"
     "     into that folder."
 )
 

@@ -89,7 +89,8 @@ def random_erase(x: torch.Tensor, generator: torch.Generator, p: float = 0.5,
 
 
 @functools.lru_cache(maxsize=32)
-def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...],
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # made once per device: a fresh host-to-GPU copy in every step would stall the training loop
     shape = (1, -1, 1, 1)
     return (torch.tensor(mean, dtype=torch.float32, device=device).view(shape),
@@ -97,7 +98,7 @@ def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torc
 
 
 def normalize(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
-    """``(pixel * scale - mean) / std`` per channel, in float32: exactly what ``runtime.normalize`` does at inference."""
+    """``(pixel * scale - mean) / std`` per channel, in float32: what ``runtime.normalize`` does at inference."""
     mean, std = _channel_stats(tuple(preprocess.mean), tuple(preprocess.std), pixels.device)
     return (pixels.float() * preprocess.scale - mean) / std
 

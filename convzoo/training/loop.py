@@ -51,7 +51,8 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     raise ConvzooError(f"unknown optimizer {recipe.optimizer!r}; use sgd, adamw or adam")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,
+                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     if recipe.schedule == "onecycle":  # Smith & Topin 2017: warm up to lr, anneal to ~0
         momentum = recipe.optimizer != "sgd" or recipe.momentum > 0
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total_steps,
@@ -266,7 +267,10 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
             bar.update(1)
             if stop:
                 break
-            due = (step % checkpoint_every == 0) if checkpoint_every else (time.perf_counter() - last_save > CHECKPOINT_SECONDS)
+            if checkpoint_every:
+                due = step % checkpoint_every == 0
+            else:
+                due = time.perf_counter() - last_save > CHECKPOINT_SECONDS
             if main and due and batch < len(order):
                 checkpoints.save(last_path, payload({}))
                 last_save = time.perf_counter()
@@ -317,4 +321,5 @@ def _summary(row: dict[str, Any]) -> str:
 
     return (f"epoch {row['epoch']}{' (partial)' if row['partial'] else ''}: train loss {fmt(row['train_loss'])} "
             f"acc {fmt(row['train_accuracy'])} | val loss {fmt(row['val_loss'])} acc {fmt(row['val_accuracy'])} | "
-            f"test acc {fmt(row['test_accuracy'])} | {row['epoch_seconds']:.1f} s, {row['images_per_second']:.0f} img/s")
+            f"test acc {fmt(row['test_accuracy'])} | {row['epoch_seconds']:.1f} s, "
+            f"{row['images_per_second']:.0f} img/s")
