@@ -166,6 +166,54 @@ def test_inside_two_layer_classifier(tmp_path: Path, with_bn: bool):
     assert layer2 is not None and "16 filters of 5x5" in info
 
 
+def test_inside_int8_qdq_classifier(tmp_path: Path):
+    """Statically quantized (QDQ) models: weights come out of DequantizeLinear, maps out of a Q/DQ pair."""
+    rng = np.random.default_rng(0)
+    w_int8 = rng.integers(-127, 128, (4, 1, 3, 3)).astype(np.int8)
+    inits = [numpy_helper.from_array(w_int8, "w_q"), numpy_helper.from_array(np.array(0.01, np.float32), "w_s"),
+             numpy_helper.from_array(np.array(0, np.int8), "w_z"), numpy_helper.from_array(np.array(0.05, np.float32), "a_s"),
+             numpy_helper.from_array(np.array(0, np.uint8), "a_z"),
+             numpy_helper.from_array(rng.normal(size=(10, 4)).astype(np.float32), "fc"),
+             numpy_helper.from_array(np.zeros(10, np.float32), "fc_b")]
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"]),
+             helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "a_s", "a_z"], ["c_q"]),
+             helper.make_node("DequantizeLinear", ["c_q", "a_s", "a_z"], ["c_dq"]),
+             helper.make_node("MaxPool", ["c_dq"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fc_b"], ["logits"], transB=1)]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    write_model(tmp_path, registry.get("lenet5-fashion-int8"), model, metrics={}, manifest_extra={}, source={})
+    probe = inside.probe_stored(registry.Store(tmp_path), "lenet5-fashion-int8")
+    np.testing.assert_allclose(probe.weights, w_int8.astype(np.float32) * 0.01, rtol=1e-6)
+    assert probe.layers[0].ops == ("Conv", "int8 round trip") and probe.layers[0].output == "c_dq"
+    (maps,) = probe.run(np.ones((1, 1, 28, 28), np.float32))
+    assert maps.shape == (4, 28, 28) and maps.min() >= 0  # uint8 activations: the quantization range clips at 0
+
+
+@pytest.mark.parametrize("name", ["lenet5-fashion", "resnet18-cifar10"])
+def test_inside_models_exported_by_convzoo(tmp_path: Path, name: str):
+    """The real thing: an architecture from convzoo.models exported by convzoo.export (untrained weights)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from convzoo.export import to_onnx
+    from convzoo.models import build
+
+    entry = registry.get(name)
+    model = to_onnx(build(entry).eval(), entry, torch.zeros(1, entry.in_channels, *entry.preprocess.size))
+    write_model(tmp_path, entry, model, metrics={}, manifest_extra={}, source={})
+    store = registry.Store(tmp_path)
+    probe = inside.probe_stored(store, name)
+    assert len(probe.layers) == 2 and probe.weights.shape[1] == entry.in_channels
+    assert all(layer.ops[-1] == "Relu" for layer in probe.layers)  # after ReLU, before any pooling
+    filters, layer1, layer2, info = playground.inside_view(store, name, examples.load("astronaut (colour)"))
+    assert filters is not None and layer1 is not None and layer2 is not None, info
+    assert "says:" in info
+
+
 def test_inside_without_a_classifier_says_how_to_get_one(tmp_path):
     _, _, _, info = playground.inside_view(registry.Store(tmp_path), None, None)
     assert "convzoo train lenet5-fashion" in info and "convzoo export lenet5-fashion" in info

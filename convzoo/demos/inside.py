@@ -85,10 +85,10 @@ def _follow(conv: onnx.NodeProto, users: dict[str, list[onnx.NodeProto]], graph_
             if len(after) != 1 or after[0].op_type != "DequantizeLinear":
                 break
             tensor = after[0].output[0]
+            ops.append("int8 round trip")  # a ReLU before it is often folded into the quantization range
             continue
         tensor = nxt[0].output[0]
-        if nxt[0].op_type != "DequantizeLinear":
-            ops.append(nxt[0].op_type)
+        ops.append(nxt[0].op_type)
     return tensor, tuple(ops)
 
 
@@ -147,32 +147,25 @@ def probe_model(path: Path | str, name: str | None = None) -> Probe:
     if not convs:
         raise BadInputError(f"{name or path.name} has no Conv node: there are no filters to show")
     users, outputs = _consumers(graph), {o.name for o in graph.output}
-    layers, extra_outputs, weights_tensor = [], [], None
-    for conv in convs[:2]:
-        tensor, ops = _follow(conv, users, outputs)
-        weight = _constant(graph, conv.input[1])
-        shape = weight.shape if weight is not None else None
-        if conv is convs[0]:
-            weights_tensor = weight
-            if weight is None:  # e.g. INT8 models: the weights come out of a DequantizeLinear node
-                extra_outputs.append(conv.input[1])
-        kernel = _attribute(conv, "kernel_shape", tuple(shape[2:]) if shape is not None else ())
-        layers.append(Layer(conv=conv.name or conv.output[0], output=tensor, ops=ops, kernel=kernel,
-                            stride=_attribute(conv, "strides", (1,) * len(kernel)),
-                            filters=int(shape[0]) if shape is not None else 0))
-    small = cut(model, [layer.output for layer in layers] + extra_outputs)
+    found = [(conv, *_follow(conv, users, outputs)) for conv in convs[:2]]
+    weights = [_constant(graph, conv.input[1]) for conv, _, _ in found]
+    # INT8 models compute their weights (DequantizeLinear of int8 constants): ask onnxruntime for them
+    computed = [conv.input[1] for (conv, _, _), w in zip(found, weights) if w is None]
+    small = cut(model, [tensor for _, tensor, _ in found] + computed)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2  # the demo shares a small CPU with everything else
     session = ort.InferenceSession(small.SerializeToString(), options, providers=["CPUExecutionProvider"])
     preprocess = Preprocess.from_json(json.loads(meta["convzoo.preprocess"]))
-    if weights_tensor is None:
-        size = preprocess.size or (32, 32)
-        dummy = np.zeros((1, preprocess.channels, *size), np.float32)
-        weights_tensor = session.run([extra_outputs[0]], {image_input: dummy})[0]
-    filters = int(weights_tensor.shape[0])
-    layers[0] = Layer(**{**layers[0].__dict__, "filters": filters})
+    if computed:
+        dummy = np.zeros((1, preprocess.channels, *(preprocess.size or (32, 32))), np.float32)
+        values = dict(zip(computed, session.run(computed, {image_input: dummy})))
+        weights = [values[conv.input[1]] if w is None else w for (conv, _, _), w in zip(found, weights)]
+    layers = [Layer(conv=conv.name or conv.output[0], output=tensor, ops=ops,
+                    kernel=_attribute(conv, "kernel_shape", tuple(w.shape[2:])),
+                    stride=_attribute(conv, "strides", (1,) * (w.ndim - 2)), filters=int(w.shape[0]))
+              for (conv, tensor, ops), w in zip(found, weights)]
     return Probe(name=name or meta.get("convzoo.name", path.parent.name), preprocess=preprocess,
-                 labels=json.loads(meta.get("convzoo.labels", "[]")), weights=np.asarray(weights_tensor, np.float32),
+                 labels=json.loads(meta.get("convzoo.labels", "[]")), weights=np.asarray(weights[0], np.float32),
                  layers=layers, session=session, input_name=image_input)
 
 

@@ -372,7 +372,7 @@ class Recent:
         return value
 
 
-_IMAGE_VIEWS, _INSIDE_VIEWS = Recent(), Recent()
+_IMAGE_VIEWS, _INSIDE_VIEWS, _FILTER_GRIDS = Recent(), Recent(), Recent()
 
 
 def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
@@ -456,15 +456,20 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
         batch = preprocess_image(pixels, probe.preprocess)
         maps = probe.run(batch)
         layers = probe.layers
-        shown = min(len(probe.weights), 64)
-        filters = plots.filter_grid(probe.weights[:shown], title=f"{name}: first-layer filters "
-                                    f"({shown} of {len(probe.weights)}, {probe.weights.shape[1]} channel(s) each)")
+        filters_key = Recent.key(store.roots, name, store.get(name).sha256)
+        filters = _FILTER_GRIDS.get(filters_key)
+        if filters is None:  # the same for every input: drawn once per model
+            shown = min(len(probe.weights), 64)
+            filters = _FILTER_GRIDS.put(filters_key, plots.filter_grid(
+                probe.weights[:shown], title=f"{name}: first-layer filters ({shown} of {len(probe.weights)}, "
+                f"{probe.weights.shape[1]} channel(s) each)"))
         figures = []
         for index, (layer, layer_maps) in enumerate(zip(layers, maps)):
             n = min(MAX_MAPS, len(layer_maps))
             figures.append(plots.feature_maps(
                 layer_maps[:n], title=f"layer {index + 1}: {n} of {len(layer_maps)} maps, {layer_maps.shape[1]}x"
-                f"{layer_maps.shape[2]}, after {' → '.join(layer.ops)}"))
+                f"{layer_maps.shape[2]}, after {' → '.join(layer.ops)}; one colour scale for the layer",
+                scale="shared"))  # one scale: the maps that respond most stand out, as they do for the next layer
         prediction = store.load(name).top_k(pixels, k=3)
         said = ", ".join(f"{label} {p:.0%}" for label, p in prediction.items())
         lines = [f"**{name}** sees a {batch.shape[2]}x{batch.shape[3]} {probe.preprocess.color} input "
