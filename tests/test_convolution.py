@@ -114,8 +114,8 @@ def test_conv2d_matches_torch(case):
     w = rng.normal(size=(case["filters"], case["channels"], case["kh"], case["kw"]))
     b = rng.normal(size=case["filters"]) if case["bias"] else None
     args = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"])
-    fits = all(case["padding"][a] * 2 + (case["h"], case["w"])[a] >= case["dilation"][a] * ((case["kh"], case["kw"])[a] - 1) + 1
-               for a in (0, 1))
+    sizes, kernels = (case["h"], case["w"]), (case["kh"], case["kw"])
+    fits = all(sizes[a] + 2 * case["padding"][a] >= case["dilation"][a] * (kernels[a] - 1) + 1 for a in (0, 1))
     if not fits:
         with pytest.raises(BadInputError):
             cv.conv2d(x, w, b, **args)

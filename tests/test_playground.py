@@ -20,6 +20,7 @@ A = playground.grid_value(playground.preset("vertical line (lecture A)"))
 B = playground.grid_value(playground.preset("horizontal line (lecture B)"))
 C = playground.grid_value(playground.preset("Sobel x (vertical edges)"))
 D = playground.grid_value(playground.preset("Laplacian"))
+IMAGE_SHAPE = ["batch", 1, 28, 28]
 SETTINGS = dict(stride=1, padding=0, dilation=1, relu=False, pooling="max", pooling_size=2, pooling_stride=2)
 
 
@@ -85,7 +86,8 @@ def test_relu_padding_stride_and_average_pooling():
 
 def test_presets_and_resizing():
     assert playground.preset("vertical line (lecture A)") == [["-1/2", "1", "-1/2"]] * 3
-    assert playground.preset("Gaussian blur") == [["1/16", "1/8", "1/16"], ["1/8", "1/4", "1/8"], ["1/16", "1/8", "1/16"]]
+    assert playground.preset("Gaussian blur") == [["1/16", "1/8", "1/16"], ["1/8", "1/4", "1/8"],
+                                                  ["1/16", "1/8", "1/16"]]
     assert playground.preset("Sobel x (vertical edges)", 5)[2] == ["0", "-2", "0", "2", "0"]
     assert playground.preset("identity", 5)[2][2] == "1"
     for name in playground.PRESETS:
@@ -120,7 +122,8 @@ def test_inside_tiny_classifier(tiny_store):
     probe = inside.probe_stored(tiny_store, "tiny-cifar")
     assert probe.weights.shape == (8, 3, 3, 3)
     assert [layer.ops for layer in probe.layers] == [("Conv", "Relu")]
-    filters, layer1, layer2, info = playground.inside_view(tiny_store, "tiny-cifar", examples.load("coffee (colour)", 64))
+    coffee = examples.load("coffee (colour)", 64)
+    filters, layer1, layer2, info = playground.inside_view(tiny_store, "tiny-cifar", coffee)
     assert isinstance(filters, Image.Image) and isinstance(layer1, Image.Image) and layer2 is None
     assert "only one convolution" in info
 
@@ -145,7 +148,7 @@ def lenet_like(with_bn: bool, seed: int = 0) -> onnx.ModelProto:
               helper.make_node("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
               helper.make_node("Flatten", ["p2"], ["f"]),
               helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "lenet", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+    graph = helper.make_graph(nodes, "lenet", [helper.make_tensor_value_info("image", TensorProto.FLOAT, IMAGE_SHAPE)],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -157,8 +160,8 @@ def test_inside_two_layer_classifier(tmp_path: Path, with_bn: bool):
     store = registry.Store(tmp_path)
     probe = inside.probe_stored(store, "lenet5-fashion")
     assert probe.weights.shape == (6, 1, 5, 5)
-    assert [layer.ops for layer in probe.layers] == [("Conv", "BatchNormalization", "Relu") if with_bn else ("Conv", "Relu"),
-                                                     ("Conv", "Relu")]
+    first = ("Conv", "BatchNormalization", "Relu") if with_bn else ("Conv", "Relu")
+    assert [layer.ops for layer in probe.layers] == [first, ("Conv", "Relu")]
     maps1, maps2 = probe.run(store.load("lenet5-fashion").preprocess(examples.load("camera (grey)", 64)))
     assert maps1.shape == (6, 28, 28) and maps2.shape == (16, 10, 10)
     assert maps1.min() >= 0 and maps2.min() >= 0  # after ReLU, before pooling
@@ -171,7 +174,8 @@ def test_inside_int8_qdq_classifier(tmp_path: Path):
     rng = np.random.default_rng(0)
     w_int8 = rng.integers(-127, 128, (4, 1, 3, 3)).astype(np.int8)
     inits = [numpy_helper.from_array(w_int8, "w_q"), numpy_helper.from_array(np.array(0.01, np.float32), "w_s"),
-             numpy_helper.from_array(np.array(0, np.int8), "w_z"), numpy_helper.from_array(np.array(0.05, np.float32), "a_s"),
+             numpy_helper.from_array(np.array(0, np.int8), "w_z"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "a_s"),
              numpy_helper.from_array(np.array(0, np.uint8), "a_z"),
              numpy_helper.from_array(rng.normal(size=(10, 4)).astype(np.float32), "fc"),
              numpy_helper.from_array(np.zeros(10, np.float32), "fc_b")]
@@ -183,7 +187,7 @@ def test_inside_int8_qdq_classifier(tmp_path: Path):
              helper.make_node("GlobalAveragePool", ["p"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]),
              helper.make_node("Gemm", ["f", "fc", "fc_b"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("image", TensorProto.FLOAT, IMAGE_SHAPE)],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     write_model(tmp_path, registry.get("lenet5-fashion-int8"), model, metrics={}, manifest_extra={}, source={})
@@ -237,7 +241,8 @@ def test_app_convolve_through_gradio_client(client):
     edited["data"][0][1] = "2"
     html, _, _, _ = client.predict(EXERCISE, 1, edited, B, C, D, "0", "0", "0", "0", 1, 0, 1, False, "none", 2, 2,
                                    None, api_name="/convolve")
-    assert cells(html, "A") == ["3", "-2", "0", "1"]  # the top-middle weight now counts twice and "data-cell='B" not in html
+    assert cells(html, "A") == ["3", "-2", "0", "1"]  # the top-middle weight now counts twice
+    assert "data-cell='B" not in html  # one filter asked for, one output
     *_, message = client.predict(EXERCISE, 2, A, B, C, D, "0", "0", "0", "0", 0, 0, 1, False, "max", 2, 2, None,
                                  api_name="/convolve")
     assert "stride must be at least 1" in message

@@ -74,7 +74,8 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return users
 
 
-def _follow(conv: onnx.NodeProto, users: dict[str, list[onnx.NodeProto]], graph_outputs: set[str]) -> tuple[str, tuple[str, ...]]:
+def _follow(conv: onnx.NodeProto, users: dict[str, list[onnx.NodeProto]],
+            graph_outputs: set[str]) -> tuple[str, tuple[str, ...]]:
     tensor, ops = conv.output[0], ["Conv"]
     while tensor not in graph_outputs:
         nxt = users.get(tensor, [])

@@ -291,7 +291,9 @@ def expansion_html(result: Result, chosen: tuple[int, int, int]) -> str:
     for i, values in enumerate(padded):
         tds = []
         for j, v in enumerate(values):
-            weight = f"<small>× {html.escape(cv.format_number(weights_at[(i, j)]))}</small>" if (i, j) in weights_at else ""
+            weight = ""
+            if (i, j) in weights_at:
+                weight = f"<small>× {html.escape(cv.format_number(weights_at[(i, j)]))}</small>"
             tds.append(f"<td{lit(i, j)}>{html.escape(cv.format_number(v))}{weight}</td>")
         cells.append("<tr>" + "".join(tds) + "</tr>")
     image_table = f"<table class='cz-grid'>{''.join(cells)}</table>"
@@ -376,7 +378,8 @@ _IMAGE_VIEWS, _INSIDE_VIEWS, _FILTER_GRIDS = Recent(), Recent(), Recent()
 
 
 def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
-               stride, padding, dilation, relu, pooling, pooling_size, pooling_stride) -> tuple[Image.Image | None, str]:
+               stride, padding, dilation, relu, pooling, pooling_size,
+               pooling_stride) -> tuple[Image.Image | None, str]:
     """The same filters on a photo: one row per filter, its map per channel, then the pooled maps."""
     if pixels is None:
         return None, "Upload an image or choose an example."
@@ -580,7 +583,8 @@ def tab(store: Store) -> None:
             with gr.Row():
                 with gr.Column(scale=1, min_width=240):
                     example = gr.Dropdown(examples.names(), value="camera (grey)", label="Example image")
-                    photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy", image_mode=None,
+                    photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy",
+                                     image_mode=None,
                                      format="png", height=260)
                     mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
                     max_side = gr.Slider(32, 512, value=256, step=16, label="Scale the image down to (pixels)")
@@ -599,11 +603,13 @@ def tab(store: Store) -> None:
                                         label="Classifier from the model store", interactive=bool(classifiers))
                     inside_example = gr.Dropdown(examples.names(), value=DRAWN_LINES,
                                                  label="Example input")
-                    inside_photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy", image_mode=None,
+                    inside_photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy",
+                                            image_mode=None,
                                             format="png", height=220)
                     look = gr.Button("Look inside", variant="primary")
                 with gr.Column(scale=3):
-                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store), elem_id="pg-inside-info")
+                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store),
+                                              elem_id="pg-inside-info")
                     learned = gr.Image(None, label="First-layer filters", type="pil", format="png", interactive=False,
                                        elem_id="pg-learned", show_label=False)
                     layer1 = gr.Image(None, label="First-layer feature maps", type="pil", format="png",
