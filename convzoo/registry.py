@@ -321,6 +321,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a store is read by servers and other users
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -350,6 +351,7 @@ def staged_model_folder(root: Path, name: str) -> Iterator[Path]:
     validate_name(name)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.staging-"))
+    staging.chmod(0o755)  # mkdtemp makes 0700
     try:
         yield staging
         final = root / name

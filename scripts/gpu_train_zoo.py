@@ -53,9 +53,10 @@ def step_seconds(name: str, device: str, steps: int = 25) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def plan_epochs(budget: float, device: str) -> dict[str, dict]:
+def plan_epochs(budget: float, device: str, names: list[str]) -> dict[str, dict]:
     plan = {}
-    for name in CLASSIFIERS:
+    for name in [n for n in CLASSIFIERS if n in names]:
+        entry = registry.get(name)
         entry = registry.get(name)
         seconds = step_seconds(name, device)
         steps_per_epoch = (TRAIN_IMAGES - entry.recipe.val_split) // entry.recipe.batch_size
@@ -63,6 +64,8 @@ def plan_epochs(budget: float, device: str) -> dict[str, dict]:
         plan[name] = {"recipe_epochs": entry.recipe.epochs, "step_ms": seconds * 1e3, "epoch_s_alone": epoch_seconds}
     # Small nets at batch 128 are bound by kernel launches, not the GPU's arithmetic, so concurrent
     # jobs overlap well: the estimate is the longest single job or a third of the serial sum.
+    if not plan:
+        return plan
     serial = sum(p["recipe_epochs"] * p["epoch_s_alone"] for p in plan.values())
     longest = max(p["recipe_epochs"] * p["epoch_s_alone"] for p in plan.values())
     estimate = max(longest, serial / 3)
@@ -90,10 +93,17 @@ def pack(out: Path, runs: Path) -> None:
                 files.append((target, f"{run.name}/best.pt"))
             elif path.suffix in (".json", ".csv", ".png", ".log", ".txt"):
                 files.append((path, f"{run.name}/{path.name}"))
+    files += [(runs / name, name) for name in ("plan.json", "summary.json") if (runs / name).is_file()]
     bins: list[list[tuple[Path, str]]] = [[]]
     size = 0
-    for path, arc in sorted(files, key=lambda f: -f[0].stat().st_size):
-        if size + path.stat().st_size > 15_000_000 and bins[-1]:
+    order = [*CLASSIFIERS[:3], *CLASSIFIERS[4:], *OTHERS, CLASSIFIERS[3]]  # what matters most first
+
+    def priority(item: tuple[Path, str]) -> tuple[int, str]:
+        run = item[1].split("/")[0]
+        return (order.index(run) if run in order else len(order), item[1])
+
+    for path, arc in sorted(files, key=priority):
+        if size + path.stat().st_size > 15_500_000 and bins[-1]:
             bins.append([])
             size = 0
         bins[-1].append((path, arc))
@@ -120,8 +130,8 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     wanted = args.only.split(",") if args.only else CLASSIFIERS + OTHERS
     torch.backends.cudnn.benchmark = True
-    plan = plan_epochs(args.budget * 0.9, args.device) if args.device == "cuda" else {}
-    (out / "plan.json").write_text(json.dumps(plan, indent=2))
+    plan = plan_epochs(args.budget * 0.9, args.device, wanted) if args.device == "cuda" else {}
+    (runs / "plan.json").write_text(json.dumps(plan, indent=2))
     print(json.dumps(plan, indent=1), flush=True)
     jobs = {}
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", CONVZOO_DATA=os.path.abspath(args.data_dir))
@@ -155,7 +165,7 @@ def main() -> None:
                          "last": json.loads(metrics.read_text())[-1] if metrics.is_file() else None}
         tail = (run / "train.log").read_text()[-600:]
         print(f"== {name}: rc={job.returncode}\n{tail}", flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (runs / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     pack(out, runs)
     print(json.dumps(summary, indent=1, default=str)[-3000:], flush=True)
 
