@@ -16,4 +16,4 @@ demo = build_app(Store([shipped_store()]))
 
 if __name__ == "__main__":
     # Spaces set GRADIO_SERVER_NAME=0.0.0.0 and the port; launch() reads both from the environment
-    demo.queue().launch()
+    demo.queue().launch(max_file_size="25mb")

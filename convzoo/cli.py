@@ -83,6 +83,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     changes = {key: value for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("lr", args.lr), ("seed", args.seed)) if value is not None}
     recipe = dataclasses.replace(entry.recipe, **changes)
+    if args.loss_weights:
+        recipe = dataclasses.replace(recipe, options={**recipe.options, "loss_weights": args.loss_weights,
+                                                      "loss_network": "vgg16"})
     checkpoint = train(entry, recipe, data_dir=args.data_dir, out_dir=args.out, device=args.device,
                        resume=args.resume, max_steps=args.max_steps, download=args.download)
     print(f"checkpoint: {checkpoint}")
@@ -98,7 +101,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.triton_repo:
         from convzoo.export.triton import write_triton_repository
 
-        write_triton_repository(_store(args), Path(args.triton_repo), names=[args.name])
+        write_triton_repository(registry.Store(args.out) if args.out else _store(args), Path(args.triton_repo),
+                                names=[args.name])
         print(f"Triton model repository: {args.triton_repo}")
 
 
@@ -127,7 +131,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from convzoo.serving import serve
 
     serve(host=args.host, port=args.port, store=_store(args), models=args.models.split(",") if args.models else None,
-          threads=args.threads, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token)
+          threads=args.threads, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token,
+          cors_origins=args.cors.split(",") if args.cors else None)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -165,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="runs", help="run folder root (default: runs/)")
     c.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     c.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke runs)")
+    c.add_argument("--loss-weights", help="style models: ImageNet VGG-16 state-dict file for the perceptual loss")
 
     c = command("export", cmd_export, "export a trained model to ONNX in the store", store=False)
     c.add_argument("name")
@@ -201,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--max-batch", type=int, default=32)
     c.add_argument("--batch-delay-ms", type=float, default=2.0, help="dynamic batching window; 0 turns it off")
     c.add_argument("--token", help="bearer token required on every route except health (or $CONVZOO_TOKEN)")
+    c.add_argument("--cors", help="comma-separated browser origins allowed to call the API "
+                                  "(default: none; or $CONVZOO_CORS_ORIGINS)")
 
     c = command("demo", cmd_demo, "launch the Gradio app")
     c.add_argument("--host", default="127.0.0.1")

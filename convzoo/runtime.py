@@ -146,15 +146,12 @@ class OnnxModel:
 
     # segmentation -----------------------------------------------------------------------------
 
-    def segment(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """Per-pixel class probabilities, CxHxW, at the image's own size."""
-        x = self.preprocess(image)
-        _, _, height, width = x.shape
-        multiple = int(json.loads(self.metadata.get("convzoo.size_multiple", "1")))
-        pad_h, pad_w = (-height) % multiple, (-width) % multiple
-        if pad_h or pad_w:  # reflect, as the U-Net paper extrapolates the border by mirroring
-            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
-        return softmax(self.run(x), axis=1)[0, :, :height, :width]
+    def segment(self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
+        """Per-pixel class probabilities, CxHxW, at the image's own size; large images are overlap-tiled
+        with mirrored borders, as the U-Net paper does, so memory stays bounded."""
+        from convzoo.segmentation_eval import segment_tiled  # that module imports this one
+
+        return segment_tiled(self, image, tile=tile, overlap=overlap)
 
     # style ------------------------------------------------------------------------------------
 
