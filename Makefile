@@ -20,7 +20,7 @@ test: venv           ## the whole test suite
 	$(PY) -m pytest -q
 
 lenet: venv          ## train, export and evaluate LeNet-5 on Fashion-MNIST into ./store
-	$(VENV)/bin/convzoo train lenet5-fashion --out runs
+	$(VENV)/bin/convzoo train lenet5-fashion --epochs 15 --out runs
 	$(VENV)/bin/convzoo export lenet5-fashion --checkpoint runs/lenet5-fashion/best.pt --out store
 	$(VENV)/bin/convzoo eval lenet5-fashion --store store
 

@@ -51,7 +51,7 @@ def _metrics_section(metrics: Mapping[str, Any], labels: list[str]) -> list[str]
         return ["Not evaluated yet: run `convzoo eval NAME`."]
     lines = ["| metric | value |", "| --- | --- |"]
     for key, value in metrics.items():
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) or key.endswith("_png"):
             continue
         lines.append(f"| {key.replace('_', ' ')} | {_fmt(value)} |")
     if metrics.get("confusion_png"):
@@ -74,6 +74,31 @@ def _bench_section(bench: Mapping[str, Any]) -> list[str]:
         speedup = row.get("speedup_vs_torch")
         lines.append(f"| {row['runtime']} | {row['batch']} | {row['median_ms']:.3f} | {row['images_per_s']:.0f} | "
                      f"{'-' if speedup is None else f'{speedup:.2f}x'} |")
+    return lines
+
+
+def _training_section(entry: Mapping[str, Any], training: Mapping[str, Any]) -> list[str]:
+    registry_recipe = entry.get("recipe", {})
+    recipe = training.get("recipe") or registry_recipe
+    lines = [f"- Data: {entry['dataset']}" + (f" ({training['data']})" if training.get("data") else "")]
+    if training.get("weights"):
+        lines.append(f"- Weights: {training['weights']}")
+    lines.append(f"- Recipe as run: {json.dumps({k: v for k, v in recipe.items() if v not in ({}, [], None)})}")
+    if recipe.get("epochs") != registry_recipe.get("epochs") and "epochs" in recipe:
+        lines.append(f"- Epochs: {recipe['epochs']} (the registry recipe has {registry_recipe.get('epochs')}; "
+                     "the run was sized to the GPU time available)")
+    if "epoch" in training:
+        lines.append(f"- Checkpoint: epoch {training['epoch']}, chosen on the validation split held out from the "
+                     "training set (the test set is never used for selection)")
+    metrics = training.get("checkpoint_metrics") or {}
+    for key in ("val_accuracy", "val_pixel_error"):
+        if key in metrics:
+            lines.append(f"- {key.replace('_', ' ')} at that checkpoint: {metrics[key]:.4f}")
+    if "seconds" in training:
+        lines.append(f"- Training time to this checkpoint: {training['seconds']:.0f} s ({training['seconds'] / 60:.1f} min)")
+    for key in ("machine", "device", "weights_storage", "note"):
+        if key in training:
+            lines.append(f"- {key.replace('_', ' ').capitalize()}: {training[key]}")
     return lines
 
 
@@ -109,14 +134,7 @@ def render_card(stored: StoredModel) -> str:
     bench = _bench_section(m.get("bench", {}))
     if bench:
         lines += ["## Speed", ""] + bench + [""]
-    lines += ["## Training", ""]
-    recipe = entry.get("recipe", {})
-    lines += [f"- Data: {entry['dataset']}" + (f" ({training['data']})" if training.get("data") else "")]
-    lines += [f"- Recipe: {json.dumps({k: v for k, v in recipe.items() if v not in ({}, [], None)})}"]
-    for key in ("epochs_run", "seconds", "machine", "device", "best_epoch", "val_accuracy", "weights"):
-        if key in training:
-            lines.append(f"- {key.replace('_', ' ')}: {_fmt(training[key])}")
-    lines.append("")
+    lines += ["## Training", ""] + _training_section(entry, training) + [""]
     if parity:
         lines += ["## Export parity (PyTorch vs. ONNX Runtime)", "",
                   f"On {parity.get('n')} {parity.get('inputs', 'inputs')}: max abs difference "

@@ -60,7 +60,7 @@ def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as e:
         raise ConvzooError(f"{path} does not fit {entry.name}'s architecture: {str(e)[:300]}") from e
-    training = {key: state[key] for key in ("epoch", "step", "seconds", "device", "machine") if key in state}
+    training = {key: state[key] for key in ("epoch", "step", "seconds", "device", "machine", "recipe") if key in state}
     if "metrics" in state:
         training["checkpoint_metrics"] = state["metrics"]
     training["checkpoint"] = str(path)
