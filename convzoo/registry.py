@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from convzoo.errors import ConvzooError, IntegrityError, ModelNotInStoreError, UnknownModelError
+from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
 
 Task = Literal["classification", "segmentation", "style"]
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -366,7 +366,3 @@ def staged_model_folder(root: Path, name: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConvzooError(message)

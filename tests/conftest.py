@@ -75,9 +75,11 @@ def app_url(tiny_store) -> Iterator[str]:
     yield from launch_gradio(tiny_store)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright; never a downloaded browser."""
+    """Debian's Chromium, headless, driven by Playwright; never a downloaded browser. Module-scoped:
+    Playwright's sync API keeps an event loop running in the main thread while it lives, and later
+    tests that call asyncio.run() must not find one."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium chromium-driver` (.ci/run does)")
     from playwright.sync_api import sync_playwright

@@ -10,16 +10,14 @@ output so Triton's classification extension answers with class names, as ``convz
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import Store, atomic_write_text, validate_name
+from convzoo.registry import Store, atomic_write_text, staged_model_folder, validate_name
 
 ONNX_TO_TRITON = {
     onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16", onnx.TensorProto.DOUBLE: "TYPE_FP64",
@@ -104,23 +102,10 @@ def write_triton_repository(store: Store, out_dir: Path | str, names: Sequence[s
 
 
 def _write_model_folder(out_dir: Path, name: str, onnx_path: Path, config: str, labels: Sequence[str]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.staging-"))
-    try:
+    with staged_model_folder(out_dir, name) as staging:  # replaced in one rename, as the model store is
         (staging / "1").mkdir()
         shutil.copyfile(onnx_path, staging / "1" / "model.onnx")
         atomic_write_text(staging / "config.pbtxt", config)
         if labels:
             atomic_write_text(staging / LABELS_FILE, "\n".join(labels) + "\n")
-        final = out_dir / name
-        if final.exists():
-            retired = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.old-"))
-            os.replace(final, retired / name)
-            os.replace(staging, final)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, final)
-        return final
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    return out_dir / name
