@@ -139,3 +139,29 @@ def test_int8_twin_and_bench(exported, fashion_dir, capsys):
 def test_export_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["export", "alexnet-fashion", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_imagenet_export_takes_a_torchvision_state_dict_file(tmp_path, capsys):
+    """`convzoo export resnet18-imagenet --weights FILE`: torchvision's weights (here a random init of
+    torchvision's own model; the real ones download where online) exported with the 1000 class names."""
+    import torchvision
+    from skimage import data
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    assert main(["export", "resnet18-imagenet", "--weights", str(weights), "--out", str(tmp_path / "store")]) == 0
+    store = registry.Store(tmp_path / "store")
+    stored = store.get("resnet18-imagenet")
+    assert stored.manifest["parity"]["top1_agreement"] == 1.0
+    assert stored.manifest["parity"]["max_abs_diff"] <= 1e-4
+    assert "scikit-image" in stored.manifest["parity"]["inputs"]
+    model = store.load("resnet18-imagenet")
+    assert len(model.labels) == 1000 and model.labels[0] == "tench"
+    assert model.preprocess(Image.fromarray(data.astronaut())).shape == (1, 3, 224, 224)
+    assert len(model.top_k(Image.fromarray(data.coffee()), k=5)) == 5
+
+
+def test_imagenet_export_without_network_or_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["export", "vgg16-imagenet", "--weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
