@@ -13,7 +13,7 @@ import numpy as np
 
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, StoredModel
-from convzoo.runtime import OnnxModel
+from convzoo.runtime import OnnxModel, normalize_batch
 
 BATCH = 500
 
@@ -22,11 +22,7 @@ def batch_normalize(pixels: np.ndarray, model: OnnxModel) -> np.ndarray:
     pre = model.preprocess_spec
     if pre.size and tuple(pixels.shape[1:3]) != tuple(pre.size):
         raise ConvzooError(f"{model.name} expects {pre.size} images, the test set has {pixels.shape[1:3]}")
-    x = pixels.astype(np.float32)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    mean = np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1)
-    return ((x * np.float32(pre.scale) - mean) / std).astype(np.float32)
+    return normalize_batch(pixels, pre)
 
 
 def predict_all(model: OnnxModel, pixels: np.ndarray) -> np.ndarray:

@@ -29,6 +29,11 @@ def providers_available(prefer: Sequence[str] | None = None) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
+def cpu_session(model) -> ort.InferenceSession:
+    """A CPU session for an in-memory ``onnx.ModelProto`` (export checks, calibration), not a stored file."""
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def read_metadata(path: Path | str) -> dict[str, str]:
     """The ``convzoo.*`` metadata_props of an ONNX file, read without building a session."""
     import onnx  # noqa: PLC0415 -- only the metadata of the file is read
@@ -61,15 +66,22 @@ def resize_for(image: Image.Image, pre: Preprocess) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BILINEAR)
 
 
-def normalize(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
-    """``(pixel * scale - mean) / std`` per channel; pixels HxW or HxWxC in 0..255 -> 1xCxHxW float32."""
+def normalize_batch(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """``(pixel * scale - mean) / std`` per channel; pixels NxHxW or NxHxWxC in 0..255 -> NxCxHxW float32.
+
+    The one implementation of the ``convzoo.preprocess`` arithmetic on this side: inference, evaluation,
+    export parity and INT8 calibration all call it (training has its torch twin in ``data.transforms``).
+    """
     x = pixels.astype(np.float32)
-    if x.ndim == 2:
-        x = x[:, :, None]
-    x = x.transpose(2, 0, 1)[None]
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     mean = np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1)
     return ((x * np.float32(pre.scale) - mean) / std).astype(np.float32)
+
+
+def normalize(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """One image, HxW or HxWxC in 0..255 -> 1xCxHxW float32."""
+    return normalize_batch(pixels[None], pre)
 
 
 def preprocess_image(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:

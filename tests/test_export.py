@@ -24,13 +24,13 @@ CONTRACT = ("convzoo.name", "convzoo.task", "convzoo.labels", "convzoo.preproces
 def briefly_trained_lenet(path, fashion_dir, steps=60):
     """A LeNet-5 after a few SGD steps on real images: parity and metrics are then about real weights."""
     from convzoo.data.idx import load_split
-    from convzoo.export.inputs import normalize_batch
+    from convzoo.runtime import normalize_batch
 
     torch.manual_seed(0)
     entry = registry.get("lenet5-fashion")
     model = build(entry)
     images, labels = load_split("train", fashion_dir)
-    x, y = torch.from_numpy(normalize_batch(images[:6400], entry)), torch.from_numpy(labels[:6400]).long()
+    x, y = torch.from_numpy(normalize_batch(images[:6400], entry.preprocess)), torch.from_numpy(labels[:6400]).long()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for i in range(steps):
         batch = slice((i * 128) % 6400, (i * 128) % 6400 + 128)

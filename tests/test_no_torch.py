@@ -59,3 +59,9 @@ def test_playground_on_the_tiny_store_without_torch(tmp_path):
         "assert figure is not None, message\n"
         "filters, layer1, _, info = playground.inside_view(store, 'tiny-fashion', examples.load('camera (grey)', 64))\n"
         "assert layer1 is not None, info\n")
+
+
+def test_evaluation_quantization_and_triton_need_no_torch():
+    """`convzoo eval`, `convzoo quantize` and the Triton writer work on an onnxruntime-only install."""
+    run_without_torch("import convzoo.evaluation, convzoo.export.quantize, convzoo.export.triton, convzoo.export\n"
+                      "assert sys.modules['torch'] is None")

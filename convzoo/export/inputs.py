@@ -8,18 +8,9 @@ import numpy as np
 from PIL import Image
 
 from convzoo.registry import ModelEntry
-from convzoo.runtime import preprocess_image
+from convzoo.runtime import normalize_batch, preprocess_image
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def normalize_batch(pixels: np.ndarray, entry: ModelEntry) -> np.ndarray:
-    """uint8 N x H x W (grey) -> N x 1 x H x W float32, exactly as ``runtime.normalize`` does one image."""
-    pre = entry.preprocess
-    x = pixels.astype(np.float32)[:, None]
-    mean = np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1)
-    return ((x * np.float32(pre.scale) - mean) / std).astype(np.float32)
 
 
 def photos() -> list[np.ndarray]:
@@ -40,7 +31,7 @@ def sample_inputs(entry: ModelEntry, n: int, data_dir: str | Path | None = None)
         from convzoo.data.idx import load_split
 
         images, _ = load_split("test", data_dir)
-        return normalize_batch(images[:n], entry), f"Fashion-MNIST test images 0..{n - 1}"
+        return normalize_batch(images[:n], entry.preprocess), f"Fashion-MNIST test images 0..{n - 1}"
     if entry.dataset == "isbi2012-em" and membrane_sections(data_dir):
         sections = membrane_sections(data_dir)
         crops = []

@@ -18,6 +18,7 @@ from convzoo.errors import ConvzooError
 from convzoo.evaluation import batch_normalize, evaluate
 from convzoo.packaging import provenance, write_model
 from convzoo.registry import Store, StoredModel
+from convzoo.runtime import cpu_session
 
 MAX_ACCURACY_DROP = 0.003
 
@@ -66,11 +67,10 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
     test_data = None
     test_folder = base.folder / "test_data_set_0"
     if (test_folder / "input_0.pb").is_file():
-        import onnxruntime as ort
         from onnx import numpy_helper
 
         inputs = numpy_helper.to_array(onnx.load_tensor(str(test_folder / "input_0.pb")))
-        session = ort.InferenceSession(int8.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = cpu_session(int8)
         test_data = (inputs, session.run(None, {session.get_inputs()[0].name: inputs})[0])
     root = write_root or base.folder.parent
     quant_info = {"base": name, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "

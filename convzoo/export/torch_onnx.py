@@ -1,0 +1,182 @@
+"""torch -> ONNX (needs torch): export, full checker, parity against PyTorch on real inputs, metadata, store.
+
+``export_entry`` is what `convzoo export NAME` runs. The ONNX file gets the ``convzoo.*`` metadata
+(see ``convzoo.packaging``), a test_data_set_0 of real inputs, and is written atomically into the store.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from convzoo import registry
+from convzoo.errors import ConvzooError
+from convzoo.export.inputs import sample_inputs
+from convzoo.models import architectures, build
+from convzoo.packaging import provenance, write_model
+from convzoo.registry import ModelEntry, StoredModel
+from convzoo.runtime import cpu_session
+
+OPSET = 17
+PARITY_ATOL = 1e-4
+PARITY_N = 256
+TEST_DATA_N = 8
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConvzooError(f"no checkpoint at {path}: train the model first (`convzoo train NAME`) or pass --checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
+        raise ConvzooError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str | None) -> tuple[torch.nn.Module, dict]:
+    """The torch model with its trained weights, and what is known about how they were trained."""
+    if entry.quantization:
+        raise ConvzooError(f"{entry.name} is made from {entry.base} by `convzoo quantize {entry.base}`, not exported")
+    model = build(entry)
+    if weights:
+        from convzoo.models.pretrained import load_pretrained
+
+        if not entry.pretrained:
+            raise ConvzooError(f"{entry.name} has no published weights; --weights is for the *-imagenet models")
+        categories = load_pretrained(entry, weights, model)
+        if categories and list(categories) != list(entry.labels):
+            raise ConvzooError(f"{entry.name}: the weights' class names differ from the entry's labels")
+        return model.eval(), {"weights": entry.pretrained if weights == "torchvision" else str(weights),
+                              "data": "ImageNet-1k (torchvision's published weights)"}
+    path = Path(checkpoint) if checkpoint else Path("runs") / entry.name / "best.pt"
+    state = load_checkpoint(path)
+    if state.get("entry") not in (None, entry.name):
+        raise ConvzooError(f"{path} is a checkpoint of {state['entry']!r}, not of {entry.name!r}")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise ConvzooError(f"{path} does not fit {entry.name}'s architecture: {str(e)[:300]}") from e
+    training = {key: state[key] for key in ("epoch", "step", "seconds", "device", "machine", "recipe") if key in state}
+    if "metrics" in state:
+        training["checkpoint_metrics"] = state["metrics"]
+    training["checkpoint"] = str(path)
+    return model.eval(), training
+
+
+def to_onnx(model: torch.nn.Module, entry: ModelEntry, example: torch.Tensor) -> onnx.ModelProto:
+    output_name = {"logits": "logits", "mask_logits": "mask_logits", "image": "image_out"}[entry.output.kind]
+    axes = {0: "batch"} if entry.preprocess.size else {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; it works on torch 2.11-2.14
+        torch.onnx.export(model, (example,), buffer, input_names=["image"], output_names=[output_name],
+                          dynamic_axes={"image": axes, output_name: axes if entry.task != "classification" else {0: "batch"}},
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def store_weights_as_float16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Half-size file, same arithmetic: float weights are stored as float16 and cast back to float32
+    by a Cast node (onnxruntime folds it at load), so inference still runs in float32."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    for init in list(graph.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) < 2:
+            continue  # small vectors (biases, norm scales) are not worth a node each
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        graph.node.insert(0, helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                              name=f"{init.name}_to_fp32"))
+    return model
+
+
+def parity(model: torch.nn.Module, session, x: np.ndarray, task: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Max abs difference and top-1 agreement between PyTorch and onnxruntime; also the ONNX outputs."""
+    name = session.get_inputs()[0].name
+    chunk = 32 if task == "classification" else 1
+    ort_out, torch_out = [], []
+    with torch.inference_mode():
+        for i in range(0, len(x), chunk):
+            ort_out.append(session.run(None, {name: x[i:i + chunk]})[0])
+            torch_out.append(model(torch.from_numpy(x[i:i + chunk])).float().numpy())
+    a, b = np.concatenate(ort_out), np.concatenate(torch_out)
+    result: dict[str, Any] = {"n": int(len(x)), "max_abs_diff": float(np.abs(a - b).max())}
+    if task == "classification":
+        result["top1_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
+    elif task == "segmentation":
+        result["pixel_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
+    return result, a
+
+
+def test_data(session, x: np.ndarray, outputs: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ONNX Model Zoo's test_data_set_0: 8 real images for a classifier; for the fully convolutional
+    models one 128x128 crop, which keeps the shipped store small."""
+    if task == "classification":
+        return x[:TEST_DATA_N], outputs[:TEST_DATA_N]
+    crop = np.ascontiguousarray(x[:1, :, :128, :128])
+    return crop, session.run(None, {session.get_inputs()[0].name: crop})[0]
+
+
+def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, weights: str | None = None,
+                 store_root: str | Path | None = None, data_dir: str | Path | None = None,
+                 skip_parity: bool = False, evaluate_after: bool = True) -> StoredModel:
+    model, training = prepare_model(entry, checkpoint, weights)
+    half_storage = entry.task == "style"  # five style nets fit the Space's 50 MiB budget only at half size
+    if half_storage:  # round the trained weights once, so PyTorch and ONNX compute with the same numbers
+        model = model.half().float()
+        training["weights_storage"] = "float16 (rounded from the trained float32 weights; computed in float32)"
+    n = PARITY_N if entry.task == "classification" else 4
+    x, inputs_desc = sample_inputs(entry, n, data_dir=data_dir)
+    onnx_model = to_onnx(model, entry, torch.from_numpy(x[:1]))
+    if half_storage:
+        onnx_model = store_weights_as_float16(onnx_model)
+    onnx.checker.check_model(onnx_model, full_check=True)
+    session = cpu_session(onnx_model)  # one session serves the parity check and the test data
+    check, outputs = parity(model, session, x, entry.task)
+    check["inputs"] = inputs_desc
+    check["atol"] = PARITY_ATOL
+    atol = PARITY_ATOL * (255 if entry.task == "style" else 1)  # style outputs are pixels, 0..255
+    failed = check["max_abs_diff"] > atol or check.get("top1_agreement", 1.0) < 1.0
+    if failed and not skip_parity:
+        raise ConvzooError(f"{entry.name}: ONNX Runtime disagrees with PyTorch ({check}); the export was not written")
+    from convzoo.models.profile import count_macs, count_params
+
+    size = entry.preprocess.size or (256, 256)
+    params = count_params(model)
+    macs = count_macs(model, (1, entry.in_channels, *size))
+    factory = architectures()[entry.arch]
+    extra_meta = {"size_multiple": 2 ** int(entry.arch_args.get("depth", 4))} if entry.task == "segmentation" else {}
+    manifest_extra = {"parity": check, "training": training, "params": params, "macs": macs,
+                      "macs_input": list(size), "arch_doc": (factory.__doc__ or "").strip(),
+                      "credit": DATA_CREDITS.get(entry.dataset, "")}
+    root = Path(store_root) if store_root else registry.write_root()
+    source = provenance(entry, epochs=training.get("epoch"), weights=training.get("weights"))
+    stored = write_model(root, entry, onnx_model, metrics={}, manifest_extra=manifest_extra, source=source,
+                         test_data=test_data(session, x, outputs, entry.task), metadata_extra=extra_meta)
+    if evaluate_after and entry.dataset in ("fashion-mnist", "isbi2012-em"):
+        from convzoo.evaluation import evaluate
+
+        try:
+            evaluate(entry.name, store=registry.Store(root), data_dir=data_dir)
+        except ConvzooError as e:
+            print(f"convzoo: exported, but not evaluated: {e}")
+        stored = registry.Store(root).get(entry.name)
+    return stored
+
+
+DATA_CREDITS = {
+    "fashion-mnist": "Fashion-MNIST: H. Xiao, K. Rasul, R. Vollgraf, \"Fashion-MNIST: a Novel Image Dataset for "
+                     "Benchmarking Machine Learning Algorithms\", 2017; Zalando SE, MIT licence.",
+    "isbi2012-em": "ISBI 2012 EM data: A. Cardona et al., PLoS Biology 2010; I. Arganda-Carreras et al., "
+                   "Frontiers in Neuroanatomy 2015.",
+    "imagenet": "Weights: torchvision (BSD-3-Clause), trained on ImageNet-1k (O. Russakovsky et al., IJCV 2015).",
+    "style-content-photos": "Content photos: scikit-image's bundled images; paintings: public domain (see "
+                            "convzoo/assets/styles/SOURCES.md).",
+}
