@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from convzoo.demos.common import (Timer, allow_files, as_image, dataset_of, fashion_examples, intro, missing_model_text,
-                                  model_choices, readable_errors, safe_image, skimage_photos, tensor_picture)
+from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples, open_model_tab, readable_errors,
+                                  safe_image, skimage_photos, tensor_picture)
 from convzoo.fashionize import fashionize, is_fashion_form
 from convzoo.registry import Store
 from convzoo.runtime import softmax
@@ -62,11 +62,8 @@ def classify_sketch(store: Store, name: str, sketch: Any, use_fashionize: bool =
 
 
 def tab(store: Store) -> None:
-    allow_files()
-    intro(INTRO)
-    choices = model_choices(store, "classification")
+    choices = open_model_tab(store, "classification", INTRO)
     if not choices:
-        gr.Markdown(missing_model_text("classification", store))
         return
     first = next((v for _, v in choices if fashion_default(store, v)), choices[0][1])
     with gr.Row(equal_height=False):

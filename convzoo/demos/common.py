@@ -184,6 +184,17 @@ def missing_model_text(task: str, store: Store) -> str:
             f"`$CONVZOO_HOME` or `~/.cache/convzoo`, then restart the demo.")
 
 
+def open_model_tab(store: Store, task: str, text: str) -> list[tuple[str, str]]:
+    """How every model tab starts: the files it serves, its two-sentence intro, and the store's models
+    for its task as dropdown ``(label, name)`` choices; with none, the tab says how to get one and stops."""
+    allow_files()
+    intro(text)
+    choices = model_choices(store, task)
+    if not choices:
+        gr.Markdown(missing_model_text(task, store))
+    return choices
+
+
 def dataset_of(store: Store, name: str | None) -> str:
     if not name:
         return ""

@@ -10,8 +10,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo.demos.common import (allow_files, dataset_of, enlarge, fashion_examples, intro, missing_model_text,
-                                  model_choices, readable_errors, skimage_photos)
+from convzoo.demos.common import dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors, skimage_photos
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
 from convzoo.runtime import resize_for, softmax, to_rgb_or_gray
@@ -113,12 +112,9 @@ def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotli
 
 
 def tab(store: Store) -> None:
-    allow_files()
-    intro(INTRO)
-    choices = model_choices(store, "classification")
+    choices = open_model_tab(store, "classification", INTRO)
     examples = list(example_table())
     if not choices:
-        gr.Markdown(missing_model_text("classification", store))
         return
     first = next((v for _, v in choices if dataset_of(store, v) == "fashion-mnist"), choices[0][1])
     with gr.Row(equal_height=False):

@@ -9,8 +9,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, allow_files, as_image, intro, missing_model_text,
-                                  readable_errors, safe_image, save_png)
+from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, open_model_tab, readable_errors,
+                                  safe_image, save_png)
 from convzoo.registry import Store
 
 INTRO = ("**Segment** runs a U-Net (Ronneberger et al., 2015) that gives every pixel of an electron-microscopy "
@@ -79,11 +79,8 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
 
 
 def tab(store: Store) -> None:
-    allow_files()
-    intro(INTRO)
-    names = store.names(task="segmentation")
+    names = [name for _, name in open_model_tab(store, "segmentation", INTRO)]
     if not names:
-        gr.Markdown(missing_model_text("segmentation", store))
         return
     example_files, example_label = examples()
     mask_state = gr.State(None)

@@ -9,8 +9,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, allow_files, as_image, intro, missing_model_text,
-                                  readable_errors, safe_image, save_png, skimage_photos)
+from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, open_model_tab, readable_errors,
+                                  safe_image, save_png, skimage_photos)
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
 
@@ -86,11 +86,8 @@ def pick_from_gallery(store: Store, names: list[str], index: int | None) -> str:
 
 
 def tab(store: Store) -> None:
-    allow_files()
-    intro(INTRO)
-    names = store.names(task="style")
+    names = [name for _, name in open_model_tab(store, "style", INTRO)]
     if not names:
-        gr.Markdown(missing_model_text("style", store))
         return
     shown = [f"style-{key}" for key in STYLES if painting(f"style-{key}")]  # every shipped painting, trained or not
     with gr.Row(equal_height=False):
