@@ -18,12 +18,13 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from gradio_client import Client, handle_file
 from PIL import Image
+
+from convzoo.benchmark import timings_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,17 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
-
-
-def timed(fn, n: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def report(name: str, ms: list[float]) -> None:
@@ -93,22 +83,22 @@ def main() -> None:
     try:
         example = sorted((ROOT / "convzoo" / "assets" / "fashion_examples").glob("*.png"))[0]
         if classifier:
-            ms = timed(lambda: client.predict(classifier, handle_file(str(example)), True, api_name="/classify"),
-                       args.n)
+            ms = timings_ms(lambda: client.predict(classifier, handle_file(str(example)), True, api_name="/classify"),
+                            args.n, warmup=3)
             report(f"classify {classifier} (end to end)", ms)
         else:
             print("no classifier in the store: classification not measured")
         floor = next(iter(store.names()), None)
         if floor:  # no upload, no image, no model run: what the queue and HTTP cost on their own
-            ms = timed(lambda: client.predict(floor, api_name="/model_card"), args.n)
+            ms = timings_ms(lambda: client.predict(floor, api_name="/model_card"), args.n, warmup=3)
             report("queue floor: /model_card (no image)", ms)
         if style:
             import skimage.data
 
             photo = Path(tempfile.mkdtemp()) / "astronaut-512.png"
             Image.fromarray(skimage.data.astronaut()).save(photo)  # 512x512
-            ms = timed(lambda: client.predict(style, handle_file(str(photo)), 1.0, 512, api_name="/stylize"),
-                       max(5, args.n // 10), warmup=1)
+            ms = timings_ms(lambda: client.predict(style, handle_file(str(photo)), 1.0, 512, api_name="/stylize"),
+                            max(5, args.n // 10), warmup=1)
             report(f"stylize {style} 512x512 (end to end)", ms)
         else:
             print("no style model in the store: style transfer not measured")

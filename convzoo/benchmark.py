@@ -21,7 +21,8 @@ from convzoo.errors import ConvzooError
 from convzoo.registry import Store
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
+def timings_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls, after ``warmup`` calls that are not counted."""
     for _ in range(warmup):
         fn()
     times = []
@@ -29,7 +30,11 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
+    return statistics.median(timings_ms(fn, repeats, warmup))
 
 
 def machine() -> str:
