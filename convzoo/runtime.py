@@ -34,14 +34,6 @@ def cpu_session(model) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """The ``convzoo.*`` metadata_props of an ONNX file, read without building a session."""
-    import onnx  # noqa: PLC0415 -- only the metadata of the file is read
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
-
-
 def to_rgb_or_gray(image: Image.Image, color: str) -> Image.Image:
     """Flatten transparency onto white (how viewers show it) and convert to the model's colour mode."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -179,6 +171,3 @@ class OnnxModel:
         pixels = (out.transpose(1, 2, 0) - low) * (255.0 / (high - low))
         return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8)[: image.height, : image.width])
 
-
-def as_batch(images: Sequence[Image.Image | np.ndarray], model: OnnxModel) -> np.ndarray:
-    return np.concatenate([model.preprocess(im) for im in images], axis=0)
