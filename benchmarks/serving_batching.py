@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from convzoo.registry import Store  # noqa: E402
 from convzoo.serving.background import wait_ready  # noqa: E402
+from convzoo.runtime import load_model
 
 
 def synthetic_store(root: Path) -> tuple[Store, str, str]:
@@ -92,7 +93,7 @@ def smallest_classifier(store: Store) -> str:
 
 
 def sample_input(store: Store, name: str) -> np.ndarray:
-    model = store.load(name)
+    model = load_model(name, store)
     shape = [1 if not isinstance(d, int) or d < 1 else d for d in model.input_shape]
     return np.random.default_rng(0).normal(size=shape).astype(np.float32)
 

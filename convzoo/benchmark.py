@@ -19,6 +19,7 @@ import numpy as np
 from convzoo import registry
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store
+from convzoo.runtime import load_model
 
 
 def timings_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> list[float]:
@@ -81,9 +82,9 @@ def bench(name: str, store: Store | None = None, batch_sizes: list[int] | None =
     entry = registry.get(name)
     if entry.quantization:
         raise ConvzooError(f"bench the FP32 model {entry.base}: its INT8 twin is timed beside it")
-    fp32 = store.load(name)
+    fp32 = load_model(name, store)
     twin = store.find(f"{name}-int8")
-    int8 = store.load(twin.name) if twin else None
+    int8 = load_model(twin.name, store) if twin else None
     runner = torch_runner(name)
     size = entry.preprocess.size or (512, 512)
     rng = np.random.default_rng(0)

@@ -24,3 +24,7 @@ class DataNotFoundError(ConvzooError):
 
 class BadInputError(ConvzooError, ValueError):
     """An input (image, tensor, setting) cannot be used; the message says why."""
+
+
+class EntryError(ConvzooError, ValueError):
+    """A registry entry (or a manifest's copy of one) breaks the entry schema; the message names the field."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, StoredModel
-from convzoo.runtime import OnnxModel, normalize_batch
+from convzoo.runtime import OnnxModel, load_model, normalize_batch
 
 BATCH = 500
 
@@ -94,7 +94,7 @@ def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None 
     """Measure ``name`` on its test set; with ``write``, record it in the manifest, ONNX metadata and card."""
     store = store or Store()
     stored = store.get(name)
-    model = store.load(name)
+    model = load_model(name, store)
     task = stored.manifest["entry"]["task"]
     confusion = None
     if task == "classification":

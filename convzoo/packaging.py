@@ -19,8 +19,9 @@ import onnx
 from onnx import numpy_helper
 
 from convzoo import __version__
-from convzoo.registry import (CARD_FILE, MANIFEST_FILE, ONNX_FILE, ModelEntry, StoredModel, atomic_write_json,
-                              atomic_write_text, sha256_file, staged_model_folder)
+from convzoo.registry import (CARD_FILE, MANIFEST_FILE, ONNX_FILE, StoredModel, atomic_write_json, atomic_write_text,
+                              sha256_file, staged_model_folder)
+from convzoo.types import ModelEntry, ModelMetadata
 
 
 def git_commit() -> str | None:
@@ -51,22 +52,10 @@ def provenance(entry: ModelEntry, **extra: Any) -> dict[str, Any]:
 
 
 def metadata_props(entry: ModelEntry, metrics: Mapping[str, Any], source: Mapping[str, Any],
-                   extra: Mapping[str, Any] | None = None) -> dict[str, str]:
-    props = {
-        "convzoo.name": entry.name,
-        "convzoo.task": entry.task,
-        "convzoo.labels": json.dumps(list(entry.labels)),
-        "convzoo.preprocess": json.dumps(entry.preprocess.to_json()),
-        "convzoo.output": json.dumps(entry.output.to_json()),
-        "convzoo.metrics": json.dumps(dict(metrics)),
-        "convzoo.version": __version__,
-        "convzoo.source": json.dumps(dict(source)),
-        "convzoo.arch": entry.arch,
-        "convzoo.paper": f"{entry.paper}, {entry.year}" if entry.paper else "",
-    }
-    props.update({f"convzoo.{key}": value if isinstance(value, str) else json.dumps(value)
-                  for key, value in (extra or {}).items()})
-    return props
+                   size_multiple: int = 1) -> dict[str, str]:
+    """The ``convzoo.*`` props of an export, through the one typed record that the runtime reads back."""
+    return ModelMetadata.of_entry(entry, metrics=metrics, source=source, version=__version__,
+                                  size_multiple=size_multiple).to_props()
 
 
 def set_metadata(model: onnx.ModelProto, props: Mapping[str, str]) -> None:
@@ -90,9 +79,9 @@ def write_test_data(folder: Path, inputs: np.ndarray, outputs: np.ndarray, input
 def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metrics: Mapping[str, Any],
                 manifest_extra: Mapping[str, Any], source: Mapping[str, Any], card: str | None = None,
                 test_data: tuple[np.ndarray, np.ndarray] | None = None,
-                metadata_extra: Mapping[str, Any] | None = None) -> StoredModel:
+                size_multiple: int = 1) -> StoredModel:
     """Write ``root/entry.name`` atomically: ONNX with metadata, test data, card, then the manifest."""
-    set_metadata(model, metadata_props(entry, metrics, source, metadata_extra))
+    set_metadata(model, metadata_props(entry, metrics, source, size_multiple))
     onnx.checker.check_model(model, full_check=True)
     with staged_model_folder(Path(root), entry.name) as folder:
         onnx_path = folder / ONNX_FILE

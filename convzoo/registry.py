@@ -1,139 +1,41 @@
-"""Registry entries, look-up, and the on-disk model store. Standard library only.
+"""Look-up of registry entries and the on-disk model store. Standard library only; no sessions.
 
-An entry is plain, frozen data (cf. timm's ``PretrainedCfg``, torchvision's ``Weights.meta``): every
-stage -- training, export, serving, demos -- reads the same table in ``convzoo.zoo``. The store is a
+The entries are the table in ``convzoo.zoo`` (their types live in ``convzoo.types``). The store is a
 folder per model (``model.onnx``, ``model.json``, ``README.md``) searched in ``$CONVZOO_HOME``, the
-user store ``~/.cache/convzoo`` and the models shipped with convzoo, in that order.
+user store ``~/.cache/convzoo`` and the models shipped with convzoo, in that order. Sessions are the
+runtime's business (``convzoo.runtime.load``): this module only finds, checks and writes files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
+from convzoo.types import ModelEntry, validate_name
+from convzoo.zoo import ENTRIES
 
-Task = Literal["classification", "segmentation", "style"]
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SCALE_0_255 = 1 / 255
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a pixel array becomes the model's input: ``x = (pixel * scale - mean) / std`` per channel."""
-
-    color: Literal["gray", "rgb"] = "rgb"
-    size: tuple[int, int] | None = None  # (H, W); None: any size (fully convolutional models)
-    mean: tuple[float, ...] = (0.0,)
-    std: tuple[float, ...] = (1.0,)
-    scale: float = SCALE_0_255
-    layout: Literal["NCHW"] = "NCHW"
-    crop_pct: float = 1.0  # <1: resize the shorter side to size/crop_pct, then centre-crop (timm's crop_pct)
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.color == "gray" else 3
-
-    def to_json(self) -> dict[str, Any]:
-        return {"layout": self.layout, "color": self.color, "size": list(self.size) if self.size else None,
-                "scale": self.scale, "mean": list(self.mean), "std": list(self.std), "crop_pct": self.crop_pct}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Preprocess:
-        size = data.get("size")
-        return cls(color=data["color"], size=tuple(size) if size else None, mean=tuple(data["mean"]),
-                   std=tuple(data["std"]), scale=float(data.get("scale", SCALE_0_255)),
-                   layout=data.get("layout", "NCHW"), crop_pct=float(data.get("crop_pct", 1.0)))
-
-
-@dataclass(frozen=True)
-class Output:
-    """What the first graph output is: ``logits``, ``mask_logits`` or an ``image`` in ``range``."""
-
-    kind: Literal["logits", "mask_logits", "image"] = "logits"
-    range: tuple[float, float] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, **({"range": list(self.range)} if self.range else {})}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the model is trained. ``options`` holds task-specific settings (loss weights, tile size...)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    label_smoothing: float = 0.0
-    augment: tuple[str, ...] = ()  # names from convzoo.data.transforms, applied in order
-    val_split: int = 5000  # training images held out for choosing checkpoints; the test set never is
-    seed: int = 0
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["augment"] = list(self.augment)
-        data["options"] = dict(self.options)
-        return data
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of the zoo: what it is, what it eats, what it says, and how it is trained."""
-
-    name: str  # <arch>-<dataset>
-    task: Task
-    arch: str  # an @architecture in convzoo/models/
-    dataset: str
-    preprocess: Preprocess
-    output: Output
-    labels: tuple[str, ...]  # classification and segmentation: their number sizes the head
-    recipe: Recipe = field(default_factory=Recipe)
-    arch_args: Mapping[str, Any] = field(default_factory=dict)
-    paper: str = ""
-    year: int = 0
-    summary: str = ""  # one or two sentences for cards and tables; says how it differs from the paper
-    params: int | None = None  # measured by tests/test_zoo.py against the built model
-    macs: int | None = None  # multiply-accumulates for one input at ``preprocess.size``
-    pretrained: str | None = None  # torchvision weights enum ("ResNet18_Weights.IMAGENET1K_V1") when it can load them
-    quantization: Literal["int8"] | None = None  # "int8": a static QDQ twin of ``base``
-    base: str | None = None  # the FP32 entry an INT8 twin is quantized from
-
-    @property
-    def in_channels(self) -> int:
-        return self.preprocess.channels
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task, "arch": self.arch, "arch_args": dict(self.arch_args),
-                "dataset": self.dataset, "preprocess": self.preprocess.to_json(), "output": self.output.to_json(),
-                "labels": list(self.labels), "recipe": self.recipe.to_json(), "paper": self.paper,
-                "year": self.year, "summary": self.summary, "params": self.params, "macs": self.macs,
-                "pretrained": self.pretrained, "quantization": self.quantization, "base": self.base}
-
+__all__ = ["names", "entries", "get", "validate_name", "Store", "StoredModel", "shipped_store", "user_store",
+           "default_roots", "write_root", "sha256_file", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json", "staged_model_folder", "ONNX_FILE", "MANIFEST_FILE", "CARD_FILE"]
 
 # ----------------------------------------------------------------------------------------------
 # look-up
 
+_TABLE: dict[str, ModelEntry] = {entry.name: entry for entry in ENTRIES}
+
 
 def _table() -> dict[str, ModelEntry]:
-    from convzoo.zoo import ENTRIES  # the table imports this module's types
-
-    return {entry.name: entry for entry in ENTRIES}
+    return _TABLE
 
 
 def names(task: str | None = None) -> list[str]:
@@ -151,13 +53,6 @@ def get(name: str) -> ModelEntry:
     close = difflib.get_close_matches(name, table, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"no model named {name!r}{hint} `convzoo list` shows all")
-
-
-def validate_name(name: str) -> str:
-    """Model names become folder names: refuse anything that could leave the store."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise UnknownModelError(f"{name!r} is not a model name: use lower-case letters, digits, '-' and '_'")
-    return name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +152,6 @@ class Store:
         elif isinstance(roots, (str, Path)):
             roots = [Path(roots)]
         self.roots = [Path(root) for root in roots]
-        self._sessions: dict[tuple[str, str], Any] = {}
 
     def __repr__(self) -> str:
         return f"Store({[str(root) for root in self.roots]})"
@@ -300,17 +194,6 @@ class Store:
 
     def names(self, task: str | None = None) -> list[str]:
         return [m.name for m in self.models(task)]
-
-    def load(self, name: str, providers: list[str] | None = None, threads: int | None = None):
-        """An ``OnnxModel`` for ``name``, verified against its sha256; one cached session per model."""
-        from convzoo.runtime import OnnxModel  # onnxruntime is not needed to list the store
-
-        stored = self.get(name)
-        stored.verify()
-        key = (name, stored.sha256)
-        if key not in self._sessions:
-            self._sessions[key] = OnnxModel(stored.onnx_path, providers=providers, threads=threads)
-        return self._sessions[key]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,22 +1,26 @@
 """ONNX Runtime sessions and the pre- and post-processing every consumer shares (no torch).
 
-Everything a model needs is read from the ONNX file's own ``metadata_props`` (``convzoo.*``), so
-the service, the demos and a user's ten-line script preprocess an image the same way.
+Everything a model needs is read from the ONNX file's own ``metadata_props`` (``convzoo.*``, typed
+as ``ModelMetadata``), so the service, the demos and a user's ten-line script preprocess an image the
+same way. Sessions are cached here by file, sha256, providers and threads (``load``); large images
+are segmented tile by tile (``segment_tiled``, ``run_tiled``) so memory stays bounded.
 """
 
 from __future__ import annotations
 
-import json
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from convzoo.errors import BadInputError, IntegrityError
-from convzoo.registry import Preprocess
+from convzoo.registry import Store
+from convzoo.types import ModelMetadata, Preprocess
 
 MAX_PIXELS = 40_000_000  # Pillow's own bomb limit is ~89M; a 2-core CPU should not try either
 
@@ -99,6 +103,19 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+class Prediction(NamedTuple):
+    label: str
+    index: int
+    probability: float
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[Prediction]:
+    """The ``k`` most probable classes, best first; ties keep class order (a stable sort), everywhere alike."""
+    probabilities = np.asarray(probabilities).ravel()
+    order = np.argsort(-probabilities, kind="stable")[:max(0, k)]
+    return [Prediction(labels[i] if i < len(labels) else str(i), int(i), float(probabilities[i])) for i in order]
+
+
 class OnnxModel:
     """A convzoo ONNX file with its session and metadata: ``run`` a batch or ``predict`` an image."""
 
@@ -111,16 +128,13 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers_available(providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise IntegrityError(f"{self.path} is not a model onnxruntime can load: {e}") from e
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.metadata: Mapping[str, str] = meta
-        self.name = meta.get("convzoo.name", self.path.parent.name)
-        self.task = meta.get("convzoo.task", "classification")
-        self.labels: list[str] = json.loads(meta.get("convzoo.labels", "[]"))
-        if "convzoo.preprocess" not in meta:
-            raise IntegrityError(f"{self.path} has no convzoo.preprocess metadata; it was not exported by convzoo")
-        self.preprocess_spec = Preprocess.from_json(json.loads(meta["convzoo.preprocess"]))
-        self.output_spec: dict[str, Any] = json.loads(meta.get("convzoo.output", '{"kind": "logits"}'))
-        self.metrics: dict[str, Any] = json.loads(meta.get("convzoo.metrics", "{}"))
+        self.metadata: Mapping[str, str] = self.session.get_modelmeta().custom_metadata_map
+        self.meta = ModelMetadata.from_props(self.metadata, where=str(self.path))
+        self.name = self.meta.name or self.path.parent.name
+        self.task = self.meta.task
+        self.labels: list[str] = list(self.meta.labels)
+        self.preprocess_spec = self.meta.preprocess
+        self.metrics = dict(self.meta.metrics)
         self.input = self.session.get_inputs()[0]
         self.output = self.session.get_outputs()[0]
 
@@ -144,17 +158,13 @@ class OnnxModel:
         return softmax(self.run(self.preprocess(image)))[0]
 
     def top_k(self, image: Image.Image | np.ndarray, k: int = 5) -> dict[str, float]:
-        probs = self.probabilities(image)
-        order = np.argsort(-probs)[:k]
-        return {self.labels[i] if i < len(self.labels) else str(i): float(probs[i]) for i in order}
+        return {p.label: p.probability for p in top_k(self.probabilities(image), self.labels, k)}
 
     # segmentation -----------------------------------------------------------------------------
 
     def segment(self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
         """Per-pixel class probabilities, CxHxW, at the image's own size; large images are overlap-tiled
         with mirrored borders, as the U-Net paper does, so memory stays bounded."""
-        from convzoo.segmentation_eval import segment_tiled  # that module imports this one
-
         return segment_tiled(self, image, tile=tile, overlap=overlap)
 
     # style ------------------------------------------------------------------------------------
@@ -167,7 +177,103 @@ class OnnxModel:
             image = image.copy()
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         out = self.run(self.preprocess(image))[0]
-        low, high = self.output_spec.get("range", [0, 255])
+        low, high = self.meta.output.range or (0.0, 255.0)
         pixels = (out.transpose(1, 2, 0) - low) * (255.0 / (high - low))
         return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8)[: image.height, : image.width])
 
+
+
+# ----------------------------------------------------------------------------------------------
+# sessions, one per file, providers and threads
+
+
+class _SessionKey(NamedTuple):
+    path: str
+    sha256: str
+    providers: tuple[str, ...]
+    threads: int | None
+
+
+_SESSIONS: dict[_SessionKey, OnnxModel] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def load_model(name: str, store: Store | None = None, *, providers: Sequence[str] | None = None,
+         threads: int | None = None) -> OnnxModel:
+    """The model ``name`` from the store, verified against its sha256; one cached session per file,
+    providers and threads (a second ``load_model`` with other threads gets its own session)."""
+    stored = (store if store is not None else Store()).get(name)
+    stored.verify()
+    key = _SessionKey(str(stored.onnx_path.resolve()), stored.sha256, tuple(providers_available(providers)), threads)
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            _SESSIONS[key] = OnnxModel(stored.onnx_path, providers=key.providers, threads=threads)
+        return _SESSIONS[key]
+
+
+# ----------------------------------------------------------------------------------------------
+# tiling: images of any size through a fully convolutional model, in bounded memory
+
+
+def _tile_weights(height: int, width: int) -> np.ndarray:
+    """Highest in the middle, small at the edges: blending prefers each tile's centre (context on all sides)."""
+    ramp = lambda n: np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32)  # noqa: E731
+    return np.outer(ramp(height), ramp(width)) / max(height, width)
+
+
+_OUTPUT_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _output_shape(model: OnnxModel, channels: int, tile: int) -> tuple[int, int]:
+    """(output side, classes) for a square input tile: one probe run per model and tile, then remembered."""
+    known = _OUTPUT_SHAPES.setdefault(model, {})
+    if tile not in known:
+        probe = model.run(np.zeros((1, channels, tile, tile), np.float32))
+        known[tile] = (int(probe.shape[-1]), int(probe.shape[1]))
+    return known[tile]
+
+
+def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
+              probabilities: bool = False) -> np.ndarray:
+    """The model's output for one preprocessed C x H x W input of any size, computed tile by tile.
+
+    The input is mirrored at its borders, cut into ``tile``-sized tiles that overlap by ``overlap``
+    pixels, and the tiles' outputs (softmax first with ``probabilities``) are blended with weights
+    that favour tile centres, the U-Net paper's overlap-tile strategy. Same-padding models (output
+    as large as input) and valid-padding ones (the missing margin is read from the mirrored border)
+    both work; the tile is rounded up to the model's ``convzoo.size_multiple``. Peak memory is a
+    few tiles plus the output, whatever the input's size.
+    """
+    channels, height, width = x.shape
+    multiple = model.meta.size_multiple
+    tile = -(-tile // multiple) * multiple
+    out_tile, classes = _output_shape(model, channels, tile)
+    margin = (tile - out_tile) // 2
+    if margin == 0 and max(height, width) < tile:  # a small image needs no tile larger than itself
+        tile = out_tile = -(-max(height, width) // multiple) * multiple
+    overlap = min(overlap, out_tile // 2)
+    step = out_tile - overlap
+    rows = max(1, -(-(height - overlap) // step))
+    cols = max(1, -(-(width - overlap) // step))
+    full_h, full_w = (rows - 1) * step + out_tile, (cols - 1) * step + out_tile
+    pad = ((0, 0), (margin, margin + full_h - height), (margin, margin + full_w - width))
+    padded = np.pad(x, pad, mode="symmetric")  # the paper mirrors; symmetric also works when pad > side
+    total = np.zeros((classes, full_h, full_w), np.float32)
+    weight_sum = np.zeros((full_h, full_w), np.float32)
+    weights = _tile_weights(out_tile, out_tile)
+    corners = [(r * step, c * step) for r in range(rows) for c in range(cols)]
+    for start in range(0, len(corners), batch):
+        chunk = corners[start:start + batch]
+        tiles = np.stack([padded[:, top:top + tile, left:left + tile] for top, left in chunk])
+        out = model.run(tiles)
+        if probabilities:
+            out = softmax(out, axis=1)
+        for (top, left), p in zip(chunk, out):
+            total[:, top:top + out_tile, left:left + out_tile] += p * weights
+            weight_sum[top:top + out_tile, left:left + out_tile] += weights
+    return (total / weight_sum)[:, :height, :width]
+
+
+def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, batch: int = 4) -> np.ndarray:
+    """Class probabilities C x H x W for an image of any size, segmented tile by tile (``run_tiled``)."""
+    return run_tiled(model, model.preprocess(image)[0], tile=tile, overlap=overlap, batch=batch, probabilities=True)

@@ -10,74 +10,18 @@ centre counted in full.
 
 from __future__ import annotations
 
-import json
-import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convzoo.runtime import OnnxModel, softmax
+from convzoo import registry
+from convzoo.errors import UnknownModelError
+from convzoo.runtime import OnnxModel, segment_tiled
 
 MEMBRANE, CELL = 0, 1
 PUBLISHED = {"source": "Ronneberger et al. 2015, ISBI 2012 challenge (private test labels)",
              "pixel_error": 0.0611, "rand_error": 0.0382, "warping_error": 0.000353}
-
-
-def _tile_weights(height: int, width: int) -> np.ndarray:
-    """Highest in the middle, small at the edges: blending prefers each tile's centre (context on all sides)."""
-    ramp = lambda n: np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32)  # noqa: E731
-    return np.outer(ramp(height), ramp(width)) / max(height, width)
-
-
-_OUTPUT_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _output_shape(model: OnnxModel, channels: int, tile: int) -> tuple[int, int]:
-    """(output side, classes) for a square input tile: one probe run per model and tile, then remembered."""
-    known = _OUTPUT_SHAPES.setdefault(model, {})
-    if tile not in known:
-        probe = model.run(np.zeros((1, channels, tile, tile), np.float32))
-        known[tile] = (int(probe.shape[-1]), int(probe.shape[1]))
-    return known[tile]
-
-
-def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, batch: int = 4) -> np.ndarray:
-    """Class probabilities C x H x W for an image of any size, segmented tile by tile.
-
-    The image is mirrored at its borders, cut into ``tile``-sized input tiles that overlap by
-    ``overlap`` pixels, and the tiles' softmax outputs are blended with weights that favour tile
-    centres. Same-padding models (output as large as input) and the paper's valid-padding ones
-    (output smaller: the missing margin is read from the mirrored border) both work; the tile is
-    rounded up to the model's ``convzoo.size_multiple``.
-    """
-    x = model.preprocess(image)[0]  # C x H x W, normalised as the model's metadata says
-    channels, height, width = x.shape
-    multiple = int(json.loads(model.metadata.get("convzoo.size_multiple", "1")))
-    tile = -(-tile // multiple) * multiple
-    out_tile, classes = _output_shape(model, channels, tile)
-    margin = (tile - out_tile) // 2  # valid padding: context each output pixel needs beyond the tile's output
-    if margin == 0 and max(height, width) < tile:  # a small image needs no tile larger than itself
-        tile = out_tile = -(-max(height, width) // multiple) * multiple
-    overlap = min(overlap, out_tile // 2)
-    step = out_tile - overlap
-    rows = max(1, -(-(height - overlap) // step))
-    cols = max(1, -(-(width - overlap) // step))
-    full_h, full_w = (rows - 1) * step + out_tile, (cols - 1) * step + out_tile
-    pad = ((0, 0), (margin, margin + full_h - height), (margin, margin + full_w - width))
-    padded = np.pad(x, pad, mode="symmetric")  # the paper mirrors; symmetric also works when pad > side
-    total = np.zeros((classes, full_h, full_w), np.float32)
-    weight_sum = np.zeros((full_h, full_w), np.float32)
-    weights = _tile_weights(out_tile, out_tile)
-    corners = [(r * step, c * step) for r in range(rows) for c in range(cols)]
-    for start in range(0, len(corners), batch):
-        chunk = corners[start:start + batch]
-        tiles = np.stack([padded[:, top:top + tile, left:left + tile] for top, left in chunk])
-        probs = softmax(model.run(tiles), axis=1)
-        for (top, left), p in zip(chunk, probs):
-            total[:, top:top + out_tile, left:left + out_tile] += p * weights
-            weight_sum[top:top + out_tile, left:left + out_tile] += weights
-    return (total / weight_sum)[:, :height, :width]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,11 +57,9 @@ def score(predictions: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, 
 
 
 def held_out_count(model_name: str, default: int = 5) -> int:
-    from convzoo import registry
-
     try:
         return int(registry.get(model_name).recipe.val_split) or default
-    except Exception:  # a model the registry does not know: the ISBI recipe's hold-out
+    except UnknownModelError:  # a model the registry does not know: the ISBI recipe's hold-out
         return default
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from importlib import resources
 
-from convzoo.registry import ModelEntry, Output, Preprocess, Recipe
+from convzoo.types import ModelEntry, Output, Preprocess, Recipe
 
 FASHION_MNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -93,8 +93,6 @@ def _classic_entries() -> list[ModelEntry]:
 
 
 def _int8_twin(entry: ModelEntry) -> ModelEntry:
-    import dataclasses
-
     return dataclasses.replace(entry, name=f"{entry.name}-int8", quantization="int8", base=entry.name,
                                summary=f"{entry.name} after onnxruntime's static INT8 quantization (QDQ), "
                                        f"calibrated on training images.")
@@ -124,7 +122,29 @@ def _style_entries() -> list[ModelEntry]:
         for key, (painting, title, artist, painting_year) in STYLES.items()]
 
 
-ENTRIES: tuple[ModelEntry, ...] = (
+# (parameters, MACs at the entry's input size), measured from the built models with
+# convzoo.models.profile; tests/test_zoo.py re-measures them. INT8 twins share their base's numbers.
+MEASURED = {
+    "lenet5-fashion": (61_706, 416_520),
+    "lenet5-mnist": (61_706, 416_520),
+    "alexnet-imagenet": (61_100_840, 714_188_480),
+    "alexnet-fashion": (1_471_402, 33_706_496),
+    "vgg11-imagenet": (132_863_336, 7_609_090_048),
+    "vgg11-fashion": (954_170, 13_096_320),
+    "vgg11bn-imagenet": (132_868_840, 7_609_090_048),
+    "vgg11bn-fashion": (955_890, 13_096_320),
+    "vgg16-imagenet": (138_357_544, 15_470_264_320),
+    "vgg16-fashion": (1_491_030, 25_710_720),
+    "vgg16bn-imagenet": (138_365_992, 15_470_264_320),
+    "vgg16bn-fashion": (1_493_670, 25_710_720),
+    "googlenet-imagenet": (6_624_904, 1_498_376_192),
+    "googlenet-fashion": (1_501_914, 94_037_952),
+    "resnet18-imagenet": (11_689_512, 1_814_073_344),
+    "resnet18-fashion": (1_574_770, 64_204_032),
+    "resnet18-cifar10": (1_575_202, 78_522_240),
+}
+
+_FP32: tuple[ModelEntry, ...] = (
     ModelEntry(
         name="lenet5-fashion", task="classification", arch="lenet5", dataset="fashion-mnist",
         preprocess=FASHION_PRE, output=LOGITS, labels=FASHION_MNIST, recipe=FASHION_RECIPES["lenet5"],
@@ -157,30 +177,16 @@ ENTRIES: tuple[ModelEntry, ...] = (
                 "same padding and a quarter of the paper's widths."),
     *_style_entries(),
 )
-ENTRIES = (*ENTRIES, *(_int8_twin(e) for e in ENTRIES if e.dataset == "fashion-mnist"))
 
-# (parameters, MACs at the entry's input size), measured from the built models with
-# convzoo.models.profile; tests/test_zoo.py re-measures them. INT8 twins share their base's numbers.
-MEASURED = {
-    "lenet5-fashion": (61_706, 416_520),
-    "lenet5-mnist": (61_706, 416_520),
-    "alexnet-imagenet": (61_100_840, 714_188_480),
-    "alexnet-fashion": (1_471_402, 33_706_496),
-    "vgg11-imagenet": (132_863_336, 7_609_090_048),
-    "vgg11-fashion": (954_170, 13_096_320),
-    "vgg11bn-imagenet": (132_868_840, 7_609_090_048),
-    "vgg11bn-fashion": (955_890, 13_096_320),
-    "vgg16-imagenet": (138_357_544, 15_470_264_320),
-    "vgg16-fashion": (1_491_030, 25_710_720),
-    "vgg16bn-imagenet": (138_365_992, 15_470_264_320),
-    "vgg16bn-fashion": (1_493_670, 25_710_720),
-    "googlenet-imagenet": (6_624_904, 1_498_376_192),
-    "googlenet-fashion": (1_501_914, 94_037_952),
-    "resnet18-imagenet": (11_689_512, 1_814_073_344),
-    "resnet18-fashion": (1_574_770, 64_204_032),
-    "resnet18-cifar10": (1_575_202, 78_522_240),
-}
-ENTRIES = tuple(
-    dataclasses.replace(e, params=MEASURED[e.base or e.name][0], macs=MEASURED[e.base or e.name][1])
-    if (e.base or e.name) in MEASURED else e
-    for e in ENTRIES)
+
+def _measured(entry: ModelEntry) -> ModelEntry:
+    key = entry.base or entry.name
+    if key not in MEASURED:
+        return entry
+    params, macs = MEASURED[key]
+    return dataclasses.replace(entry, params=params, macs=macs)
+
+
+# Every FP32 entry, then an INT8 twin of each Fashion-MNIST classifier; bound once.
+ENTRIES: tuple[ModelEntry, ...] = tuple(
+    _measured(entry) for entry in (*_FP32, *(_int8_twin(e) for e in _FP32 if e.dataset == "fashion-mnist")))

@@ -16,6 +16,7 @@ from skimage import data
 
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
+from convzoo.runtime import load_model
 
 ASSETS = Path(__file__).resolve().parent.parent / "convzoo" / "assets" / "styles"
 CELL = 320
@@ -45,7 +46,7 @@ def main() -> None:
         draw.text((col * CELL + 8, 6), title, fill="black")
     for row, key in enumerate(keys):
         painting_file, title, artist, year = STYLES[key]
-        model = store.load(f"style-{key}")
+        model = load_model(f"style-{key}", store)
         y = 24 + row * (CELL + 24)
         sheet.paste(fit(Image.open(ASSETS / painting_file).convert("RGB")), (0, y))
         for i, photo in enumerate(photos):

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from convzoo.registry import Store
+from convzoo.runtime import load_model
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -56,9 +57,9 @@ def test_classify_a_fashion_mnist_example(client, tiny_store):
     example = sorted(EXAMPLES.glob("*-ankle-boot.png"))[0]
     label, seen, info = client.predict("tiny-fashion", handle_file(str(example)), True, api_name="/classify")
     probs = confidences(label)
-    assert len(probs) == 5 and set(probs) <= set(tiny_store.load("tiny-fashion").labels)
+    assert len(probs) == 5 and set(probs) <= set(load_model("tiny-fashion", tiny_store).labels)
     assert 0.0 < sum(probs.values()) <= 1.0 + 1e-6
-    expected = tiny_store.load("tiny-fashion").top_k(Image.open(example), k=1)  # the same runtime as the service
+    expected = load_model("tiny-fashion", tiny_store).top_k(Image.open(example), k=1)  # the same runtime as the service
     assert label["label"] == next(iter(expected))
     assert Image.open(seen).size[0] >= 28 * 8  # the 28x28 tensor is drawn large
     assert "ms" in info and "(1, 1, 28, 28)" in info and "already in Fashion-MNIST form" in info
@@ -131,7 +132,7 @@ def test_segment_gives_overlay_mask_and_fractions(client, files, tiny_store):
     probs = confidences(fractions)
     assert set(probs) == {"membrane", "cell"} and abs(sum(probs.values()) - 1) < 1e-6
     assert abs(probs["membrane"] - (mask == 0).mean()) < 1e-6
-    expected = tiny_store.load("tiny-membranes").segment(Image.open(files["photo"])).argmax(0)
+    expected = load_model("tiny-membranes", tiny_store).segment(Image.open(files["photo"])).argmax(0)
     assert np.array_equal(mask == 255, expected == 1)
 
 

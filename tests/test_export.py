@@ -16,6 +16,7 @@ from convzoo import registry
 from convzoo.cli import main
 from convzoo.export import export_entry
 from convzoo.models import build
+from convzoo.runtime import load_model
 
 CONTRACT = ("convzoo.name", "convzoo.task", "convzoo.labels", "convzoo.preprocess", "convzoo.output",
             "convzoo.metrics", "convzoo.version", "convzoo.source")
@@ -75,7 +76,7 @@ def test_metadata_contract(exported):
 
 def test_dynamic_batch_runs_any_batch(exported):
     store, _ = exported
-    model = store.load("lenet5-fashion")
+    model = load_model("lenet5-fashion", store)
     for batch in (1, 3, 64):
         assert model.run(np.zeros((batch, 1, 28, 28), np.float32)).shape == (batch, 10)
 
@@ -106,7 +107,7 @@ def test_card_ten_lines_run_as_a_user_would(exported, tmp_path, fashion_dir):
     assert len(code.strip().splitlines()) <= 11
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    expected = next(iter(store.load("lenet5-fashion").top_k(Image.open(tmp_path / "image.png"), k=1)))
+    expected = next(iter(load_model("lenet5-fashion", store).top_k(Image.open(tmp_path / "image.png"), k=1)))
     assert out.stdout.strip() == expected
 
 
@@ -117,7 +118,7 @@ def test_test_data_set_matches_onnxruntime(exported):
     folder = stored.folder / "test_data_set_0"
     x = numpy_helper.to_array(onnx.load_tensor(str(folder / "input_0.pb")))
     y = numpy_helper.to_array(onnx.load_tensor(str(folder / "output_0.pb")))
-    np.testing.assert_allclose(store.load("lenet5-fashion").run(x), y, atol=1e-5)
+    np.testing.assert_allclose(load_model("lenet5-fashion", store).run(x), y, atol=1e-5)
 
 
 def test_int8_twin_and_bench(exported, fashion_dir, capsys):
@@ -156,7 +157,7 @@ def test_imagenet_export_takes_a_torchvision_state_dict_file(tmp_path, capsys):
     assert stored.manifest["parity"]["top1_agreement"] == 1.0
     assert stored.manifest["parity"]["max_abs_diff"] <= 1e-4
     assert "scikit-image" in stored.manifest["parity"]["inputs"]
-    model = store.load("resnet18-imagenet")
+    model = load_model("resnet18-imagenet", store)
     assert len(model.labels) == 1000 and model.labels[0] == "tench"
     assert model.preprocess(Image.fromarray(data.astronaut())).shape == (1, 3, 224, 224)
     assert len(model.top_k(Image.fromarray(data.coffee()), k=5)) == 5

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from convzoo.errors import BadInputError
 from convzoo.fashionize import fashionize
+from convzoo.runtime import load_model
 
 TABLE = (206, 188, 164)  # a light wooden table
 INK = (38, 36, 44)  # a dark product
@@ -124,6 +125,6 @@ def test_shipped_lenet_classifies_photos_sensibly(shipped_store, name):
     if shipped_store.find("lenet5-fashion") is None:
         pytest.skip("models/lenet5-fashion is not in the shipped store yet (issue 5 trains and exports it); "
                     "`convzoo train lenet5-fashion && convzoo export lenet5-fashion --out models` to run this")
-    model = shipped_store.load("lenet5-fashion")
+    model = load_model("lenet5-fashion", shipped_store)
     top = model.top_k(fashionize(PHOTOS[name]()), k=2)
     assert next(iter(top)) in SENSIBLE[name], f"{name}: {top}"

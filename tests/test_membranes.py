@@ -15,7 +15,7 @@ from convzoo.data.augment_seg import sample_tiles
 from convzoo.data.membranes import read_sections, read_test_images, synthetic_sections, write_pairs
 from convzoo.errors import ConvzooError, DataNotFoundError
 from convzoo.packaging import write_model
-from convzoo.runtime import OnnxModel, softmax
+from convzoo.runtime import OnnxModel, load_model, softmax
 from convzoo.segmentation_eval import dice, evaluate_segmentation, pixel_error, rand_error, segment_tiled
 
 torch.set_num_threads(1)
@@ -148,7 +148,7 @@ def test_tiled_segmentation_with_a_valid_padding_model_reads_mirrored_context(tm
 
 
 def test_evaluate_segmentation_reports_the_challenge_metrics(tiny_store):
-    model = tiny_store.load("tiny-membranes")
+    model = load_model("tiny-membranes", tiny_store)
     metrics = evaluate_segmentation(model, sections=[24], tile=256)
     assert metrics["sections"] == ["24"] and metrics["n"] == 1
     for key in ("pixel_error", "rand_error", "dice"):

@@ -14,6 +14,7 @@ from PIL import Image
 from convzoo import registry
 from convzoo.demos import examples, inside, playground
 from convzoo.packaging import write_model
+from convzoo.runtime import load_model
 
 EXERCISE = playground.grid_value(playground.EXERCISE_IMAGE)
 A = playground.grid_value(playground.preset("vertical line (lecture A)"))
@@ -162,7 +163,7 @@ def test_inside_two_layer_classifier(tmp_path: Path, with_bn: bool):
     assert probe.weights.shape == (6, 1, 5, 5)
     first = ("Conv", "BatchNormalization", "Relu") if with_bn else ("Conv", "Relu")
     assert [layer.ops for layer in probe.layers] == [first, ("Conv", "Relu")]
-    maps1, maps2 = probe.run(store.load("lenet5-fashion").preprocess(examples.load("camera (grey)", 64)))
+    maps1, maps2 = probe.run(load_model("lenet5-fashion", store).preprocess(examples.load("camera (grey)", 64)))
     assert maps1.shape == (6, 28, 28) and maps2.shape == (16, 10, 10)
     assert maps1.min() >= 0 and maps2.min() >= 0  # after ReLU, before pooling
     filters, layer1, layer2, info = playground.inside_view(store, "lenet5-fashion", examples.load("camera (grey)"))

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from convzoo import registry
+from convzoo import registry, types
 from convzoo.cli import main
 from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
+from convzoo.runtime import load_model
 from tinystore import build_tiny_store, tiny_classifier
 
 
@@ -51,7 +52,7 @@ def test_names_that_could_leave_the_store_are_refused(bad, tmp_path):
 
 def test_preprocess_round_trips_through_json():
     for entry in registry.entries():
-        again = registry.Preprocess.from_json(json.loads(json.dumps(entry.preprocess.to_json())))
+        again = types.Preprocess.from_json(json.loads(json.dumps(entry.preprocess.to_json())))
         assert again == entry.preprocess
 
 
@@ -79,7 +80,7 @@ def test_corrupt_file_is_refused_with_its_sha(tmp_path):
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="sha256"):
-        registry.Store(tmp_path).load("tiny-fashion")
+        load_model("tiny-fashion", registry.Store(tmp_path))
 
 
 def test_interrupted_write_leaves_the_old_model(tmp_path):
@@ -107,7 +108,7 @@ def test_interrupted_write_leaves_the_old_model(tmp_path):
         convzoo.card.render_card = original
     again = registry.Store(tmp_path)
     assert again.get("tiny-fashion").sha256 == before
-    again.load("tiny-fashion")  # still whole and verified
+    load_model("tiny-fashion", again)  # still whole and verified
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folders were left behind"
 
 

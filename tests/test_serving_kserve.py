@@ -21,6 +21,7 @@ from convzoo.serving.background import running
 from convzoo.serving.batching import Batcher
 from convzoo.serving.tensors import (DecodedRequest, OutputRequest, TensorSpec, classify, decode_request,
                                      deserialize_bytes, encode_response, exact_sources, serialize_bytes, split_body)
+from convzoo.runtime import load_model
 
 MAX_BATCH = 8
 
@@ -136,7 +137,7 @@ def test_classification_extension_returns_score_index_label(client, tiny_store, 
     top = result.as_numpy("logits")
     assert top.shape == (2, 3)
     logits = reference(tiny_store, "tiny-fashion", x)
-    labels = tiny_store.load("tiny-fashion").labels
+    labels = load_model("tiny-fashion", tiny_store).labels
     for row, expected in zip(top, logits):
         order = np.argsort(-expected)[:3]
         parsed = [(item.decode() if isinstance(item, bytes) else item).split(":", 2) for item in row]

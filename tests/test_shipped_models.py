@@ -14,6 +14,7 @@ from PIL import Image
 
 from convzoo import registry
 from convzoo.cli import main
+from convzoo.runtime import load_model
 
 SHIPPED = registry.Store([registry.shipped_store()])
 NAMES = SHIPPED.names()
@@ -104,7 +105,7 @@ def test_unet_pixel_error_on_held_out_sections():
     from convzoo.segmentation_eval import evaluate_segmentation
 
     stored = SHIPPED.get("unet-membranes")
-    metrics = evaluate_segmentation(SHIPPED.load("unet-membranes"))
+    metrics = evaluate_segmentation(load_model("unet-membranes", SHIPPED))
     assert metrics["pixel_error"] <= 0.08
     assert metrics["pixel_error"] == pytest.approx(stored.metrics["pixel_error"], abs=1e-6)
 
@@ -114,7 +115,7 @@ def test_style_nets_paint(name):
     from skimage import data
 
     photo = Image.fromarray(data.chelsea())  # held out from style training
-    out = SHIPPED.load(name).stylize(photo, max_side=256)
+    out = load_model(name, SHIPPED).stylize(photo, max_side=256)
     a = np.asarray(photo.resize(out.size), np.float32)
     b = np.asarray(out, np.float32)
     assert out.size[0] == 256 and b.min() >= 0 and b.max() <= 255

@@ -38,7 +38,7 @@ def small(fashion_dir) -> ClassificationData:
     return load_fashion_mnist(fashion_dir, val_split=5000).head(train=512, val=256, test=256)
 
 
-def recipe(**changes) -> registry.Recipe:
+def recipe(**changes) -> types.Recipe:
     return dataclasses.replace(ENTRY.recipe, **{"epochs": 2, "batch_size": 64, **changes})
 
 
@@ -184,7 +184,7 @@ SCRIPT = """
 import dataclasses, os, sys, time
 import torch
 torch.set_num_threads(1)
-from convzoo import registry
+from convzoo import registry, types
 from convzoo.data.fashion_mnist import load_fashion_mnist
 from convzoo.models import ARCHITECTURES, architecture, architectures
 from convzoo.training.loop import fit

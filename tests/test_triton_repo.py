@@ -21,6 +21,7 @@ from google.protobuf import text_format
 
 from convzoo.errors import IntegrityError
 from convzoo.registry import Store
+from convzoo.runtime import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = ROOT / "convzoo" / "export" / "triton.py"
@@ -86,7 +87,7 @@ def test_model_files_match_the_manifest_and_labels_travel(repo, tiny_store):
     config = parse(repo / "tiny-fashion" / "config.pbtxt")
     assert config.output[0].label_filename == "labels.txt"
     labels = (repo / "tiny-fashion" / "labels.txt").read_text().splitlines()
-    assert labels == tiny_store.load("tiny-fashion").labels
+    assert labels == load_model("tiny-fashion", tiny_store).labels
     assert not (repo / "tiny-membranes" / "labels.txt").exists()  # per-pixel classes: no classification labels
     assert not parse(repo / "tiny-membranes" / "config.pbtxt").output[0].label_filename
     assert not [p for p in repo.iterdir() if p.name.startswith(".")]  # no staging folders left behind

@@ -22,7 +22,8 @@ def test_wheel_carries_the_shipped_store_and_finds_it(tmp_path):
     code = ("import sys; sys.modules['torch'] = None\n"
             "from convzoo.registry import Store, shipped_store\n"
             "assert shipped_store().name == '_shipped', shipped_store()\n"
-            "store = Store([shipped_store()]); store.load('lenet5-fashion')\n"
+            "from convzoo.runtime import load_model\n"
+            "store = Store([shipped_store()]); load_model('lenet5-fashion', store)\n"
             "print(len(store.names()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import Preprocess
+from convzoo.types import Preprocess
 
 PIXEL_OPS = ("crop", "flip")  # on uint8 pixels, before normalisation
 NORMALISED_OPS = ("erase",)  # on the normalised tensor

@@ -12,7 +12,7 @@ from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples,
                                   safe_image, skimage_photos, tensor_picture)
 from convzoo.fashionize import fashionize, is_fashion_form
 from convzoo.registry import Store
-from convzoo.runtime import softmax
+from convzoo.runtime import load_model, softmax
 
 INTRO = ("**Classify** runs a trained classifier from the model store on your image with ONNX Runtime and shows "
          "its five most probable classes. The picture under the prediction is exactly the tensor the network "
@@ -32,7 +32,7 @@ def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -
     if not name:
         raise gr.Error("choose a model first")
     picture = as_image(image)
-    model = store.load(name)
+    model = load_model(name, store)
     steps = []
     with Timer() as prep:
         if use_fashionize and fashion_default(store, name):

@@ -20,7 +20,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from convzoo.errors import BadInputError, IntegrityError
-from convzoo.registry import Preprocess
+from convzoo.types import Preprocess
 
 # ops that keep a map a map: followed from a convolution's output until something else (pooling, a
 # second branch, the next conv) takes over; Q/DQ pairs appear in statically quantized (INT8) models

@@ -13,7 +13,7 @@ from PIL import Image
 from convzoo.demos.common import dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors, skimage_photos
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
-from convzoo.runtime import resize_for, softmax, to_rgb_or_gray
+from convzoo.runtime import load_model, resize_for, softmax, to_rgb_or_gray
 
 INTRO = ("**Invariance lab** moves, turns and scales one image and asks a classifier about each version. "
          "The lecture's claim to test: weight sharing in convolutions and pooling make a CNN robust to "
@@ -32,7 +32,7 @@ def example_table() -> dict[str, str]:
 
 def base_image(store: Store, name: str, path: str) -> Image.Image:
     """The example at the model's input size, fashionized for a Fashion-MNIST model (as the Classify tab does)."""
-    model = store.load(name)
+    model = load_model(name, store)
     with Image.open(path) as im:
         image = im.copy()
     if dataset_of(store, name) == "fashion-mnist":
@@ -72,11 +72,11 @@ def predict(store: Store, name: str, example: str, shift_x: float = 0, shift_y: 
     if example not in paths:
         raise gr.Error(f"no example named {example!r}; choose one from the list")
     moved = transform(base_image(store, name, paths[example]), shift_x, shift_y, angle, max(float(scale), 0.05))
-    return enlarge(np.asarray(moved)), store.load(name).top_k(moved, k=5)
+    return enlarge(np.asarray(moved)), load_model(name, store).top_k(moved, k=5)
 
 
 def probabilities(store: Store, name: str, images: list[Image.Image]) -> np.ndarray:
-    model = store.load(name)
+    model = load_model(name, store)
     batch = np.concatenate([model.preprocess(im) for im in images])
     return softmax(model.run(batch))
 
@@ -90,7 +90,7 @@ def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotli
     if example not in paths:
         raise gr.Error(f"no example named {example!r}; choose one from the list")
     base = base_image(store, name, paths[example])
-    model = store.load(name)
+    model = load_model(name, store)
     cls = int(np.argmax(probabilities(store, name, [base])[0]))
     label = model.labels[cls] if cls < len(model.labels) else str(cls)
     by_shift = probabilities(store, name, [transform(base, shift_x=s) for s in SHIFTS])[:, cls]

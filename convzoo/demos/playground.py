@@ -30,6 +30,7 @@ from convzoo import convolution as cv
 from convzoo.demos import examples, plots
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store
+from convzoo.runtime import load_model
 
 LETTERS = "ABCD"
 MAX_FILTERS = len(LETTERS)
@@ -473,7 +474,7 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
                 layer_maps[:n], title=f"layer {index + 1}: {n} of {len(layer_maps)} maps, {layer_maps.shape[1]}x"
                 f"{layer_maps.shape[2]}, after {' → '.join(layer.ops)}; one colour scale for the layer",
                 scale="shared"))  # one scale: the maps that respond most stand out, as they do for the next layer
-        prediction = store.load(name).top_k(pixels, k=3)
+        prediction = load_model(name, store).top_k(pixels, k=3)
         said = ", ".join(f"{label} {p:.0%}" for label, p in prediction.items())
         lines = [f"**{name}** sees a {batch.shape[2]}x{batch.shape[3]} {probe.preprocess.color} input "
                  f"and says: {said}."]

@@ -12,6 +12,7 @@ from PIL import Image
 from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, open_model_tab, readable_errors,
                                   safe_image, save_png)
 from convzoo.registry import Store
+from convzoo.runtime import load_model
 
 INTRO = ("**Segment** runs a U-Net (Ronneberger et al., 2015) that gives every pixel of an electron-microscopy "
          "section a class, membrane or cell interior, the task the U-Net paper was evaluated on. The mask is drawn "
@@ -64,7 +65,7 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
     if max(section.size) > MAX_SIDE:  # keep the answer quick on a CPU; the mask comes back at this size
         section = section.copy()
         section.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    model = store.load(name)
+    model = load_model(name, store)
     with Timer() as t:
         probs = model.segment(section)
     mask = probs.argmax(axis=0).astype(np.uint8)

@@ -13,6 +13,7 @@ from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, open_
                                   safe_image, save_png, skimage_photos)
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
+from convzoo.runtime import load_model
 
 INTRO = ("**Style** repaints a photo in the manner of a painting with one pass of a feed-forward network trained "
          "for that painting (Johnson et al., 2016), not the slow optimisation of Gatys et al. "
@@ -62,7 +63,7 @@ def stylize(store: Store, name: str, image: Any, strength: float = 1.0,
     max_side = int(max_side)
     if max_side < 16:
         raise gr.Error("the output size cap must be at least 16 pixels")
-    model = store.load(name)
+    model = load_model(name, store)
     with Timer() as t:
         styled = model.stylize(photo, max_side=max_side)
     original = photo.resize(styled.size, Image.Resampling.LANCZOS) if photo.size != styled.size else photo

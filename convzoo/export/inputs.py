@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convzoo.registry import ModelEntry
+from convzoo.types import ModelEntry
 from convzoo.runtime import normalize_batch, preprocess_image
 
 REPO = Path(__file__).resolve().parent.parent.parent

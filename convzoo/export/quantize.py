@@ -18,7 +18,7 @@ from convzoo.errors import ConvzooError
 from convzoo.evaluation import batch_normalize, evaluate
 from convzoo.packaging import provenance, write_model
 from convzoo.registry import Store, StoredModel
-from convzoo.runtime import cpu_session
+from convzoo.runtime import cpu_session, load_model
 
 MAX_ACCURACY_DROP = 0.003
 
@@ -47,7 +47,7 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
     store = store or Store()
     base = store.get(name)
     twin_entry = registry.get(f"{name}-int8")
-    model = store.load(name)
+    model = load_model(name, store)
     if base.manifest["entry"]["dataset"] != "fashion-mnist":
         raise ConvzooError(f"quantization is calibrated on Fashion-MNIST training images; {name} is not a Fashion-MNIST model")
     pixels, _ = load_split("train", data_dir)

@@ -20,7 +20,8 @@ from convzoo.errors import ConvzooError
 from convzoo.export.inputs import sample_inputs
 from convzoo.models import architectures, build
 from convzoo.packaging import provenance, write_model
-from convzoo.registry import ModelEntry, StoredModel
+from convzoo.registry import StoredModel
+from convzoo.types import ModelEntry
 from convzoo.runtime import cpu_session
 
 OPSET = 17
@@ -152,14 +153,14 @@ def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, wei
     params = count_params(model)
     macs = count_macs(model, (1, entry.in_channels, *size))
     factory = architectures()[entry.arch]
-    extra_meta = {"size_multiple": 2 ** int(entry.arch_args.get("depth", 4))} if entry.task == "segmentation" else {}
+    size_multiple = getattr(model, "size_multiple", 1)
     manifest_extra = {"parity": check, "training": training, "params": params, "macs": macs,
                       "macs_input": list(size), "arch_doc": (factory.__doc__ or "").strip(),
                       "credit": DATA_CREDITS.get(entry.dataset, "")}
     root = Path(store_root) if store_root else registry.write_root()
     source = provenance(entry, epochs=training.get("epoch"), weights=training.get("weights"))
     stored = write_model(root, entry, onnx_model, metrics={}, manifest_extra=manifest_extra, source=source,
-                         test_data=test_data(session, x, outputs, entry.task), metadata_extra=extra_meta)
+                         test_data=test_data(session, x, outputs, entry.task), size_multiple=size_multiple)
     if evaluate_after and entry.dataset in ("fashion-mnist", "isbi2012-em"):
         from convzoo.evaluation import evaluate
 

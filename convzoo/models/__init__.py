@@ -10,7 +10,7 @@ from typing import TypeVar
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import ModelEntry
+from convzoo.types import ModelEntry
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 MODULES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "unet", "style")

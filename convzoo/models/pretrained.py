@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import ModelEntry
+from convzoo.types import ModelEntry
 
 # GoogLeNet's auxiliary heads are in torchvision's weights file; a model built without them skips them.
 OPTIONAL_PREFIXES = ("aux1.", "aux2.")

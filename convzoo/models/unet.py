@@ -38,7 +38,7 @@ class UNet(nn.Module):
     Differences from the paper, each a choice rather than a default:
     - ``padding="same"`` (the default) pads the 3x3 convs so the output has the input's size
       (any multiple of ``2**depth``); ``"valid"`` is the paper's unpadded version, whose output is
-      smaller and which needs the overlap-tile strategy (``convzoo.segmentation_eval.segment_tiled``).
+      smaller and which needs the overlap-tile strategy (``convzoo.runtime.segment_tiled``).
     - ``batch_norm=True`` adds batch normalisation after each conv (not in the paper, which
       predates its wide use); it makes short training runs stable. It folds away at export.
     - ``width`` scales every level; the zoo's ``unet-membranes`` uses 16 to keep the ONNX file small.

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from convzoo.errors import ConvzooError, IntegrityError
-from convzoo.registry import MANIFEST_FILE, NAME_PATTERN, Store, StoredModel, validate_name
+from convzoo.registry import MANIFEST_FILE, Store, StoredModel, validate_name
+from convzoo.types import NAME_PATTERN
 from convzoo.serving.batching import Batcher
 from convzoo.serving.tensors import DATATYPES, ORT_TYPES, TensorSpec
+from convzoo.runtime import load_model
 
 log = logging.getLogger("convzoo.serving")
 
@@ -142,7 +144,7 @@ class Pool:
         start = time.perf_counter()
         try:
             served.stored = self.store.get(served.name)
-            model = self.store.load(served.name, threads=self.threads)  # checks the sha256 first
+            model = load_model(served.name, self.store, threads=self.threads)  # checks the sha256 first
             served.model = model
             served.inputs = [_spec(arg) for arg in model.session.get_inputs()]
             served.outputs = [_spec(arg) for arg in model.session.get_outputs()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convzoo.registry import ModelEntry, Recipe
+from convzoo.types import ModelEntry, Recipe
 
 
 def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | str | None = None,

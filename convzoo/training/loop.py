@@ -29,7 +29,7 @@ from tqdm import tqdm
 from convzoo.data.fashion_mnist import ClassificationData, epoch_batches
 from convzoo.data.transforms import Augment, normalize
 from convzoo.errors import ConvzooError
-from convzoo.registry import ModelEntry, Recipe
+from convzoo.types import ModelEntry, Recipe
 from convzoo.training import checkpoints, curves, distributed
 
 LOG_EVERY = 25  # steps between progress-bar refreshes, the only per-step host syncs

@@ -27,7 +27,8 @@ from convzoo.data.augment_seg import check_ops, sample_tiles
 from convzoo.data.membranes import Sections, read_sections, synthetic_sections
 from convzoo.errors import ConvzooError
 from convzoo.models import build
-from convzoo.registry import ModelEntry, Recipe, atomic_write_json
+from convzoo.registry import atomic_write_json
+from convzoo.types import ModelEntry, Recipe
 from convzoo.training import checkpoints
 from convzoo.training.distributed import resolve_device
 

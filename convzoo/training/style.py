@@ -34,7 +34,8 @@ from torch import nn
 from convzoo.data.images import CropSampler, content_photos
 from convzoo.errors import ConvzooError, DataNotFoundError
 from convzoo.models import build
-from convzoo.registry import ModelEntry, Recipe, atomic_write_bytes, atomic_write_json
+from convzoo.registry import atomic_write_bytes, atomic_write_json
+from convzoo.types import ModelEntry, Recipe
 from convzoo.training import checkpoints
 from convzoo.training.distributed import resolve_device
 

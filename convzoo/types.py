@@ -1,0 +1,265 @@
+"""The entry types and the model metadata record. Standard library only; validated on construction.
+
+An entry is plain, frozen data (cf. timm's ``PretrainedCfg``, torchvision's ``Weights.meta``) that
+every stage reads from the table in ``convzoo.zoo``. ``ModelMetadata`` is the one typed form of the
+``convzoo.*`` metadata_props that every exported ONNX file carries (DESIGN.md, "ONNX files explain
+themselves"): packaging writes it, the runtime and everything else read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from convzoo.errors import EntryError, IntegrityError, UnknownModelError
+
+Task = Literal["classification", "segmentation", "style"]
+OutputKind = Literal["logits", "mask_logits", "image"]
+TASKS: tuple[str, ...] = get_args(Task)
+OUTPUT_OF_TASK = {"classification": "logits", "segmentation": "mask_logits", "style": "image"}
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("onecycle", "cosine", "constant")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SCALE_0_255 = 1 / 255
+
+
+def validate_name(name: str) -> str:
+    """Model names become folder names: refuse anything that could leave the store."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise UnknownModelError(f"{name!r} is not a model name: use lower-case letters, digits, '-' and '_'")
+    return name
+
+
+def _require(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise EntryError(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a pixel array becomes the model's input: ``x = (pixel * scale - mean) / std`` per channel."""
+
+    color: Literal["gray", "rgb"] = "rgb"
+    size: tuple[int, int] | None = None  # (H, W); None: any size (fully convolutional models)
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    scale: float = SCALE_0_255
+    layout: Literal["NCHW"] = "NCHW"
+    crop_pct: float = 1.0  # <1: resize the shorter side to size/crop_pct, then centre-crop (timm's crop_pct)
+
+    def __post_init__(self) -> None:
+        where = "preprocess"
+        _require(self.color in ("gray", "rgb"), where, f"color must be 'gray' or 'rgb', got {self.color!r}")
+        _require(self.layout == "NCHW", where, f"layout must be 'NCHW', got {self.layout!r}")
+        _require(self.size is None or (len(self.size) == 2 and all(isinstance(s, int) and s > 0 for s in self.size)),
+                 where, f"size must be (H, W) of positive integers or None, got {self.size!r}")
+        _require(len(self.mean) == len(self.std) == self.channels, where,
+                 f"{self.color} images need {self.channels} means and stds, got {len(self.mean)} and {len(self.std)}")
+        _require(all(math.isfinite(s) and s > 0 for s in self.std), where, f"std must be positive, got {self.std}")
+        _require(all(math.isfinite(m) for m in self.mean), where, f"mean must be finite, got {self.mean}")
+        _require(math.isfinite(self.scale) and self.scale > 0, where, f"scale must be positive, got {self.scale}")
+        _require(0 < self.crop_pct <= 1, where, f"crop_pct must lie in (0, 1], got {self.crop_pct}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "gray" else 3
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layout": self.layout, "color": self.color, "size": list(self.size) if self.size else None,
+                "scale": self.scale, "mean": list(self.mean), "std": list(self.std), "crop_pct": self.crop_pct}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Preprocess:
+        size = data.get("size")
+        return cls(color=data["color"], size=tuple(int(s) for s in size) if size else None,
+                   mean=tuple(float(m) for m in data["mean"]), std=tuple(float(s) for s in data["std"]),
+                   scale=float(data.get("scale", SCALE_0_255)), layout=data.get("layout", "NCHW"),
+                   crop_pct=float(data.get("crop_pct", 1.0)))
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the first graph output is: ``logits``, ``mask_logits`` or an ``image`` in ``range``."""
+
+    kind: OutputKind = "logits"
+    range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.kind in get_args(OutputKind), "output", f"kind must be one of {get_args(OutputKind)}, "
+                 f"got {self.kind!r}")
+        _require(self.range is None or (len(self.range) == 2 and self.range[0] < self.range[1]), "output",
+                 f"range must be (low, high) with low < high, got {self.range!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **({"range": list(self.range)} if self.range else {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Output:
+        low_high = data.get("range")
+        return cls(kind=data.get("kind", "logits"), range=tuple(float(v) for v in low_high) if low_high else None)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the model is trained. ``options`` holds task-specific settings (loss weights, tile size...)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    label_smoothing: float = 0.0
+    augment: tuple[str, ...] = ()  # names from convzoo.data.transforms, applied in order
+    val_split: int = 5000  # training images held out for choosing checkpoints; the test set never is
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = "recipe"
+        _require(isinstance(self.epochs, int) and self.epochs >= 1, where, f"epochs must be >= 1, got {self.epochs}")
+        _require(isinstance(self.batch_size, int) and self.batch_size >= 1, where,
+                 f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.optimizer in OPTIMIZERS, where, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _require(self.schedule in SCHEDULES, where, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _require(math.isfinite(self.lr) and self.lr > 0, where, f"lr must be positive, got {self.lr}")
+        _require(self.weight_decay >= 0 and 0 <= self.momentum < 1, where, "weight_decay must be >= 0 and "
+                 f"momentum in [0, 1), got {self.weight_decay} and {self.momentum}")
+        _require(0 <= self.label_smoothing < 1, where, f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        _require(self.val_split >= 0, where, f"val_split must be >= 0, got {self.val_split}")
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["augment"] = list(self.augment)
+        data["options"] = dict(self.options)
+        return data
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the zoo: what it is, what it eats, what it says, and how it is trained."""
+
+    name: str  # <arch>-<dataset>
+    task: Task
+    arch: str  # an @architecture in convzoo/models/
+    dataset: str
+    preprocess: Preprocess
+    output: Output
+    labels: tuple[str, ...]  # classification and segmentation: their number sizes the head
+    recipe: Recipe = field(default_factory=Recipe)
+    arch_args: Mapping[str, Any] = field(default_factory=dict)
+    paper: str = ""
+    year: int = 0
+    summary: str = ""  # one or two sentences for cards and tables; says how it differs from the paper
+    params: int | None = None  # measured by tests/test_zoo.py against the built model
+    macs: int | None = None  # multiply-accumulates for one input at ``preprocess.size``
+    pretrained: str | None = None  # torchvision weights enum ("ResNet18_Weights.IMAGENET1K_V1") when it can load them
+    quantization: Literal["int8"] | None = None  # "int8": a static QDQ twin of ``base``
+    base: str | None = None  # the FP32 entry an INT8 twin is quantized from
+
+    def __post_init__(self) -> None:
+        try:
+            validate_name(self.name)
+        except UnknownModelError as e:
+            raise EntryError(str(e)) from None
+        where = f"entry {self.name!r}"
+        _require(self.task in TASKS, where, f"task must be one of {TASKS}, got {self.task!r}")
+        _require(bool(self.arch) and bool(self.dataset), where, "arch and dataset must be named")
+        _require(isinstance(self.preprocess, Preprocess) and isinstance(self.output, Output)
+                 and isinstance(self.recipe, Recipe), where, "preprocess, output and recipe must be typed")
+        _require(self.output.kind == OUTPUT_OF_TASK[self.task], where,
+                 f"a {self.task} model outputs {OUTPUT_OF_TASK[self.task]!r}, not {self.output.kind!r}")
+        if self.task == "style":
+            _require(not self.labels, where, "a style network has no labels")
+        else:
+            _require(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), where,
+                     "labels must be two or more distinct names: their number sizes the head")
+        _require((self.quantization is None) == (self.base is None), where,
+                 "an INT8 twin names its base, and only a twin does")
+
+    @property
+    def in_channels(self) -> int:
+        return self.preprocess.channels
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "arch": self.arch, "arch_args": dict(self.arch_args),
+                "dataset": self.dataset, "preprocess": self.preprocess.to_json(), "output": self.output.to_json(),
+                "labels": list(self.labels), "recipe": self.recipe.to_json(), "paper": self.paper,
+                "year": self.year, "summary": self.summary, "params": self.params, "macs": self.macs,
+                "pretrained": self.pretrained, "quantization": self.quantization, "base": self.base}
+
+
+# ----------------------------------------------------------------------------------------------
+# the convzoo.* metadata_props of an exported file
+
+
+METADATA_PREFIX = "convzoo."
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """The ``convzoo.*`` metadata_props of a model.onnx, typed. ``to_props`` writes, ``from_props`` reads."""
+
+    name: str
+    task: Task
+    preprocess: Preprocess
+    output: Output
+    labels: tuple[str, ...] = ()
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)
+    version: str = ""
+    arch: str = ""
+    paper: str = ""
+    size_multiple: int = 1  # fully convolutional models: input sides must be multiples of this
+
+    def __post_init__(self) -> None:
+        _require(self.task in TASKS, "metadata", f"convzoo.task must be one of {TASKS}, got {self.task!r}")
+        _require(isinstance(self.size_multiple, int) and self.size_multiple >= 1, "metadata",
+                 f"convzoo.size_multiple must be a positive integer, got {self.size_multiple!r}")
+
+    @classmethod
+    def of_entry(cls, entry: ModelEntry, *, metrics: Mapping[str, Any], source: Mapping[str, Any], version: str,
+                 size_multiple: int = 1) -> ModelMetadata:
+        return cls(name=entry.name, task=entry.task, preprocess=entry.preprocess, output=entry.output,
+                   labels=tuple(entry.labels), metrics=dict(metrics), source=dict(source), version=version,
+                   arch=entry.arch, paper=f"{entry.paper}, {entry.year}" if entry.paper else "",
+                   size_multiple=size_multiple)
+
+    def to_props(self) -> dict[str, str]:
+        props = {"name": self.name, "task": self.task, "labels": json.dumps(list(self.labels)),
+                 "preprocess": json.dumps(self.preprocess.to_json()), "output": json.dumps(self.output.to_json()),
+                 "metrics": json.dumps(dict(self.metrics)), "version": self.version,
+                 "source": json.dumps(dict(self.source)), "arch": self.arch, "paper": self.paper}
+        if self.size_multiple != 1:
+            props["size_multiple"] = json.dumps(self.size_multiple)
+        return {METADATA_PREFIX + key: value for key, value in props.items()}
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], where: str = "the model") -> ModelMetadata:
+        """Read the props of a file; a missing or malformed key is an ``IntegrityError`` naming it."""
+        def get(key: str, default: str | None = None) -> str:
+            value = props.get(METADATA_PREFIX + key, default)
+            if value is None:
+                raise IntegrityError(f"{where} has no {METADATA_PREFIX}{key} metadata; it was not exported by convzoo")
+            return value
+
+        try:
+            task = get("task", "classification")
+            return cls(name=get("name", ""), task=task, preprocess=Preprocess.from_json(json.loads(get("preprocess"))),
+                       output=Output.from_json(json.loads(get("output", json.dumps({"kind": OUTPUT_OF_TASK.get(
+                           task, "logits")})))),
+                       labels=tuple(str(label) for label in json.loads(get("labels", "[]"))),
+                       metrics=json.loads(get("metrics", "{}")), source=json.loads(get("source", "{}")),
+                       version=get("version", ""), arch=get("arch", ""), paper=get("paper", ""),
+                       size_multiple=int(json.loads(get("size_multiple", "1"))))
+        except IntegrityError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, EntryError) as e:
+            raise IntegrityError(f"{where} has malformed {METADATA_PREFIX}* metadata ({type(e).__name__}: {e}); "
+                                 "export it again") from None
