@@ -116,6 +116,16 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[
     return [Prediction(labels[i] if i < len(labels) else str(i), int(i), float(probabilities[i])) for i in order]
 
 
+MIN_STYLE_SIDE = 16
+
+
+def shrinking_run_options() -> ort.RunOptions:
+    """Run options that give the CPU arena's memory back after the run (for runs far above the usual)."""
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class OnnxModel:
     """A convzoo ONNX file with its session and metadata: ``run`` a batch or ``predict`` an image."""
 
@@ -148,9 +158,12 @@ class OnnxModel:
     def preprocess(self, image: Image.Image | np.ndarray) -> np.ndarray:
         return preprocess_image(image, self.preprocess_spec)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """The first output for a preprocessed NCHW float32 batch."""
-        return self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch, np.float32)})[0]
+    def run(self, batch: np.ndarray, shrink_arena: bool = False) -> np.ndarray:
+        """The first output for a preprocessed NCHW float32 batch; ``shrink_arena`` hands the memory of a
+        large run back to the system afterwards instead of keeping it in onnxruntime's arena."""
+        options = shrinking_run_options() if shrink_arena else None
+        return self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch, np.float32)},
+                                options)[0]
 
     # classification ---------------------------------------------------------------------------
 
@@ -169,14 +182,18 @@ class OnnxModel:
 
     # style ------------------------------------------------------------------------------------
 
-    def stylize(self, image: Image.Image | np.ndarray, max_side: int | None = 512) -> Image.Image:
+    def stylize(self, image: Image.Image | np.ndarray, max_side: int | None = 512,
+                shrink_arena: bool = False) -> Image.Image:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
+        if min(image.size) < MIN_STYLE_SIDE:  # the nets' reflection padding needs a few pixels on each side
+            raise BadInputError(f"the image is {image.width}x{image.height}; a style net needs at least "
+                               f"{MIN_STYLE_SIDE} pixels on each side")
         image = to_rgb_or_gray(image, "rgb")
         if max_side and max(image.size) > max_side:
             image = image.copy()
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        out = self.run(self.preprocess(image))[0]
+        out = self.run(self.preprocess(image), shrink_arena)[0]
         low, high = self.meta.output.range or (0.0, 255.0)
         pixels = (out.transpose(1, 2, 0) - low) * (255.0 / (high - low))
         return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8)[: image.height, : image.width])

@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -28,6 +29,9 @@ from convzoo.registry import Store
 from convzoo.serving import images, kserve
 from convzoo.serving.metrics import Metrics, Telemetry
 from convzoo.serving.pool import Pool
+from convzoo.serving.limits import Limits
+from convzoo.serving.memory import MemoryBudget
+from convzoo.serving.protocol import server_config
 from convzoo.serving.security import Guard, cors_origins_from_env
 from convzoo.serving.tensors import InferRequestBody, ProtocolError
 
@@ -43,33 +47,24 @@ DESCRIPTION = """The classic CNNs of convzoo on ONNX Runtime.
 """
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return int(float(value))
-    except ValueError:
-        raise ConvzooError(f"${name} must be a number, got {value!r}") from None
-
-
 def create_app(store: Store | None = None, models: Sequence[str] | None = None, *, threads: int | None = None,
                max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
                cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
-               max_pixels: int | None = None, load_in_background: bool = True) -> FastAPI:
+               max_pixels: int | None = None, load_in_background: bool = True,
+               limits: Limits | None = None) -> FastAPI:
     """The service as an ASGI app. ``token``: bearer token for every route but health; ``cors_origins``:
-    the browser origins allowed to call it (none by default; ``$CONVZOO_CORS_ORIGINS``)."""
+    the browser origins allowed to call it (none by default; ``$CONVZOO_CORS_ORIGINS``); ``limits``:
+    sizes, times and the memory budget (``Limits.from_env()`` by default, then the arguments given)."""
     if max_batch < 1:
         raise ConvzooError(f"--max-batch must be at least 1, got {max_batch}")
     if batch_delay_ms < 0:
         raise ConvzooError(f"--batch-delay-ms must be 0 (batching off) or more, got {batch_delay_ms}")
     store = store if store is not None else Store()
-    limits = kserve.Limits(max_body=max_body_bytes or _env_int("CONVZOO_MAX_BODY_BYTES", kserve.Limits.max_body),
-                           max_pixels=max_pixels or _env_int("CONVZOO_MAX_PIXELS", kserve.Limits.max_pixels),
-                           max_batch=max_batch)
+    limits = limits or Limits.from_env(max_body=max_body_bytes, max_pixels=max_pixels, max_batch=max_batch)
+    budget = MemoryBudget(limits.memory_budget, limits.memory_wait_s)
     metrics = Metrics()
-    pool = Pool(store, models, threads=threads, max_batch=max_batch, batch_delay_ms=batch_delay_ms,
-                observe=metrics.observe_batch)
+    pool = Pool(store, models, threads=threads, max_batch=limits.max_batch, batch_delay_ms=batch_delay_ms,
+                observe=metrics.observe_batch, tile=limits.tile)
     pool.on_state = lambda served: metrics.ready.labels(served.name).set(1 if served.ready else 0)
     for served in pool:
         metrics.ready.labels(served.name).set(0)
@@ -85,8 +80,8 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
 
     app = FastAPI(title="convzoo inference service", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
-    app.state.pool, app.state.metrics, app.state.limits = pool, metrics, limits
-    app.include_router(kserve.router(pool, limits))
+    app.state.pool, app.state.metrics, app.state.limits, app.state.budget = pool, metrics, limits, budget
+    app.include_router(kserve.router(pool, limits, private=bool(token)))
     app.include_router(images.router(pool, limits))
 
     @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response)
@@ -98,10 +93,10 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     app.openapi = lambda: _openapi(app)
     origins = list(cors_origins) if cors_origins is not None else cors_origins_from_env()
     # Starlette wraps middleware outside-in in reverse order of adding: CORS answers preflights before the token check
-    app.add_middleware(Guard, token=token, max_body=limits.max_body)
+    app.add_middleware(Guard, token=token, limits=limits, budget=budget)
     app.add_middleware(Telemetry, metrics=metrics, model_names=lambda: pool.models)
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+        app.add_middleware(JSONCORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
                            allow_headers=["Authorization", "Content-Type", "Inference-Header-Content-Length",
                                           "Content-Encoding", "X-Request-ID"],
                            expose_headers=["Inference-Header-Content-Length", "ETag", "X-Convzoo-Sha256",
@@ -109,11 +104,24 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     return app
 
 
+class JSONCORSMiddleware(CORSMiddleware):
+    """CORS for the named origins; a refused preflight says why in JSON, as every other error does."""
+
+    def preflight_response(self, request_headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return JSONResponse({"error": f"CORS preflight refused: {response.body.decode(errors='replace')}; this server "
+                                      "allows the origins, methods and headers set by --cors-origins"},
+                            status_code=response.status_code, headers=headers)
+
+
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProtocolError)
     async def protocol_error(request: Request, error: ProtocolError) -> JSONResponse:
-        return JSONResponse({"error": error.message}, status_code=error.status,
-                            headers={"Retry-After": "1"} if error.status == 503 else None)
+        headers = {"Retry-After": "1"} if error.status == 503 else {}
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers | error.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -170,13 +178,12 @@ def _check_port(host: str, port: int) -> None:
 def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,
           threads: int | None = None, max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
           cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
-          max_pixels: int | None = None) -> None:
+          max_pixels: int | None = None, limits: Limits | None = None) -> None:
     """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight."""
-    import uvicorn
 
     token = token or os.environ.get("CONVZOO_TOKEN") or None
     app = create_app(store, models, threads=threads, max_batch=max_batch, batch_delay_ms=batch_delay_ms, token=token,
-                     cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels)
+                     cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels, limits=limits)
     _check_port(host, port)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -187,5 +194,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None,
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning(json.dumps({"event": "warning", "message": f"listening on {host} without a token; "
                                 "anyone who reaches this port can use it (set --token or $CONVZOO_TOKEN)"}))
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=30,
-                server_header=False)
+    uvicorn.Server(server_config(app, host, port, app.state.limits, log_level="info",
+                                 timeout_graceful_shutdown=30)).run()

@@ -12,7 +12,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import uvicorn
+
 from convzoo.errors import ConvzooError
+from convzoo.serving.limits import Limits
+from convzoo.serving.protocol import server_config
 
 
 def wait_ready(url: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
@@ -36,10 +40,10 @@ def wait_ready(url: str, timeout: float = 60.0, headers: dict[str, str] | None =
 def running(app, host: str = "127.0.0.1", port: int = 0, *, ready: bool = True, timeout: float = 60.0,
             graceful_s: float = 10.0) -> Iterator[str]:
     """Serve ``app`` on ``host:port`` (0: a free port) in a thread; yield its URL; stop it afterwards."""
-    import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=graceful_s, lifespan="on")
+    limits = getattr(app.state, "limits", None) or Limits()
+    config = server_config(app, host, port, limits, log_level="warning", timeout_graceful_shutdown=graceful_s,
+                           lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="convzoo-uvicorn", daemon=True)
     thread.start()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import struct
 from typing import Literal
 
 import numpy as np
@@ -19,8 +21,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
 
 from convzoo.errors import ConvzooError
-from convzoo.runtime import softmax
-from convzoo.serving.kserve import ERRORS, Limits, lookup, require_ready, run_batch
+from convzoo.runtime import segment_tiled, softmax, top_k
+from convzoo.serving.kserve import ERRORS, lookup, require_ready, reservation_of, run_batch
+from convzoo.serving.limits import Limits
+from convzoo.serving.memory import Reservation
 from convzoo.serving.pool import Pool, Served
 from convzoo.serving.tensors import ProtocolError
 
@@ -35,8 +39,11 @@ PREDICT_BODY = {"requestBody": {"required": True, "description": (
         **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in IMAGE_TYPES}}}}
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """A decoded PNG, JPEG or WebP; its size is checked before any pixel is decompressed."""
+IMAGE_DECODE_FACTOR = 16  # bytes per pixel while an upload is decoded and converted (RGBA, then float copies)
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """A PNG, JPEG or WebP opened, its size read from the header; no pixel is decompressed yet."""
     if not data:
         raise ProtocolError(400, "no image: send a PNG, JPEG or WebP as the body, or as multipart field 'image'")
     try:
@@ -45,18 +52,32 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ProtocolError(415, "the body is not a PNG, JPEG or WebP image; send one of those") from None
     except Image.DecompressionBombError:
         raise ProtocolError(413, f"the image has more pixels than the limit of {max_pixels:,}") from None
+    except ValueError as e:  # Pillow's limit on text and ICC chunks ("Decompressed data too large")
+        raise ProtocolError(413, f"the image's metadata is too large ({e}); strip it (e.g. save without "
+                                 "metadata) and send it again") from None
+    except (OSError, SyntaxError, EOFError, struct.error) as e:
+        raise ProtocolError(400, f"the image header is truncated or corrupt ({e}); send the whole file") from None
     width, height = image.size
-    if width * height > max_pixels:  # checked from the header, before any pixel is decompressed
-        raise ProtocolError(413, f"the image is {width}x{height} = {width * height:,} pixels, more than the limit "
-                                 f"of {max_pixels:,}; scale it down first")
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ProtocolError(400, f"the {image.format} image is truncated or corrupt ({e}); send the whole file"
-                            ) from None
     if width == 0 or height == 0:
         raise ProtocolError(400, "the image has no pixels")
+    if width * height > max_pixels:
+        raise ProtocolError(413, f"the image is {width}x{height} = {width * height:,} pixels, more than the limit "
+                                 f"of {max_pixels:,}; scale it down first")
     return image
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+        raise ProtocolError(400, f"the {image.format} image is truncated or corrupt ({e}); send the whole file"
+                            ) from None
+    return image
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """A decoded PNG, JPEG or WebP; its size is checked before any pixel is decompressed."""
+    return load_pixels(open_image(data, max_pixels))
 
 
 async def read_upload(request: Request, max_pixels: int) -> Image.Image:
@@ -76,7 +97,9 @@ async def read_upload(request: Request, max_pixels: int) -> Image.Image:
     else:
         raise ProtocolError(415, f"Content-Type {kind!r} is not an image upload: send image/png, image/jpeg, "
                                  "image/webp, or multipart/form-data with field 'image'")
-    return await run_in_threadpool(decode_image, data, max_pixels)
+    image = await run_in_threadpool(open_image, data, max_pixels)
+    await reservation_of(request).grow(IMAGE_DECODE_FACTOR * image.width * image.height, "decoding this image")
+    return await run_in_threadpool(load_pixels, image)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -93,10 +116,11 @@ def mask_image(classes: np.ndarray) -> Image.Image:
 
 
 def catalogue_entry(served: Served) -> dict:
-    manifest = served.stored.manifest if served.stored is not None else {}
+    stored = served.stored
+    manifest = stored.manifest if stored is not None else {}
     entry = manifest.get("entry", {})
     item = {"name": served.name, "task": served.task, "ready": served.ready, "state": served.state,
-            "labels": list(served.model.labels) if served.model is not None else entry.get("labels", []),
+            "labels": list(served.model.labels) if served.model is not None else list(entry.get("labels", [])),
             "metrics": manifest.get("metrics", {}), "sha256": manifest.get("sha256"),
             "size_bytes": manifest.get("size_bytes"), "dataset": entry.get("dataset"),
             "preprocess": entry.get("preprocess"), "paper": entry.get("paper"), "year": entry.get("year"),
@@ -128,21 +152,33 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
                       k: int = Query(5, ge=1, le=1000, description="classification: how many labels"),
                       format: Literal["json", "png"] | None = Query(  # noqa: A002 -- the public parameter name
                           None, description="json or png (default: json for classification, png otherwise)"),
-                      max_side: int = Query(512, ge=16, le=2048, description="style: longest side of the output")
+                      max_side: int = Query(512, ge=16, description="style: longest side of the output, up to "
+                                            "the server's ceiling (1024 unless $CONVZOO_STYLE_MAX_SIDE says)")
                       ) -> Response:
         served = require_ready(lookup(pool, name))
-        image = await read_upload(request, limits.max_pixels)
         task = served.task
+        if task == "style" and max_side > limits.style_max_side:
+            raise ProtocolError(400, f"max_side {max_side} is above this server's ceiling of {limits.style_max_side} "
+                                     "pixels for style transfer; ask for less")
+        if task == "classification" and format == "png":
+            raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
+        image = await read_upload(request, limits.max_pixels)
         if task == "classification":
-            if format == "png":
-                raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
-            return JSONResponse(await _classify(served, image, k))
+            return JSONResponse(await _classify(served, image, k, reservation_of(request)))
+        reservation = reservation_of(request)
         try:
             if task == "segmentation":
-                probs = await run_in_threadpool(served.model.segment, image)
+                channels = 3 if served.model.preprocess_spec.color == "rgb" else 1
+                await reservation.grow(served.cost([(1, channels, image.height, image.width)]), "segmenting this image")
+                async with served.heavy:
+                    probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1)
                 return _segmentation_response(served, probs, format or "png")
             if task == "style":
-                styled = await run_in_threadpool(served.model.stylize, image, max_side)
+                scale = min(1.0, max_side / max(image.size))
+                side = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                await reservation.grow(served.cost([(1, 3, side[1], side[0])]), "styling this image")
+                async with served.heavy:
+                    styled = await run_in_threadpool(served.model.stylize, image, max_side, True)
                 data = await run_in_threadpool(png_bytes, styled)
                 if format == "json":
                     return JSONResponse({"model": served.name, "task": task, "width": styled.width,
@@ -157,36 +193,62 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
            "range requests work)", response_class=FileResponse, responses=ERRORS)
     async def download(name: str, request: Request) -> Response:
         served = lookup(pool, name)
-        stored = served.stored or pool.store.get(name)
         try:
+            stored = served.stored or pool.store.get(name)
             await run_in_threadpool(stored.verify)  # never hand out a file that does not match its manifest
-        except ConvzooError as e:
-            raise ProtocolError(503, str(e)) from None
+            size = stored.onnx_path.stat().st_size
+        except (ConvzooError, OSError) as e:
+            raise ProtocolError(503, f"model {name!r} cannot be downloaded: {e}") from None
         etag = f'"{stored.sha256}"'
         digest = base64.b64encode(bytes.fromhex(stored.sha256)).decode()
         headers = {"ETag": etag, "X-Convzoo-Sha256": stored.sha256, "Repr-Digest": f"sha-256=:{digest}:",
                    "Cache-Control": "no-cache"}
         if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
+        check_range(request.headers.getlist("range"), size)
         return FileResponse(stored.onnx_path, media_type="application/octet-stream", filename=f"{name}.onnx",
                             headers=headers)
 
     return r
 
 
-async def _classify(served: Served, image: Image.Image, k: int) -> dict:
+RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def check_range(values: list[str], size: int) -> None:
+    """Refuse, with a JSON error, a Range header that the file server would answer in plain text."""
+    if not values:
+        return
+    if len(values) > 1:
+        raise ProtocolError(400, "the Range header is given more than once; send one")
+    unit, _, ranges = values[0].partition("=")
+    if unit.strip().lower() != "bytes" or not ranges.strip():
+        raise ProtocolError(400, f"Range {values[0]!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
+    for part in ranges.split(","):
+        match = RANGE.match(part)
+        if match is None or match.groups() == ("", ""):
+            raise ProtocolError(400, f"Range {values[0]!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
+        start, end = match.groups()
+        if start and end and int(start) > int(end):
+            raise ProtocolError(400, f"Range {values[0]!r} ends before it starts")
+        satisfiable = int(start) < size if start else int(end) > 0
+        if not satisfiable:
+            raise ProtocolError(416, f"Range {values[0]!r} lies outside the file's {size:,} bytes",
+                                headers={"Content-Range": f"bytes */{size}"})
+
+
+async def _classify(served: Served, image: Image.Image, k: int, reservation: Reservation) -> dict:
     model = served.model
     try:
         x = await run_in_threadpool(model.preprocess, image)
     except ConvzooError as e:
         raise ProtocolError(400, str(e)) from None
+    await reservation.grow(served.cost([x.shape]), f"running {served.name!r} on this image")
     results = await run_batch(served, {served.inputs[0].name: x})
     probs = softmax(results[served.outputs[0].name].astype(np.float64))[0]
-    order = np.argsort(-probs, kind="stable")[:k]
-    labels = model.labels
     return {"model": served.name, "task": "classification",
-            "predictions": [{"label": labels[i] if i < len(labels) else str(i), "index": int(i),
-                             "probability": float(probs[i])} for i in order]}
+            "predictions": [{"label": p.label, "index": p.index, "probability": p.probability}
+                            for p in top_k(probs, model.labels, k)]}
 
 
 def _segmentation_response(served: Served, probs: np.ndarray, format: str) -> Response:  # noqa: A002

@@ -7,31 +7,28 @@ tensor data extension the body is a JSON header followed by raw tensor bytes.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import math
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from pydantic import BaseModel
 
 from convzoo import __version__
 from convzoo.errors import UnknownModelError
 from convzoo.registry import validate_name
 from convzoo.serving.batching import Overloaded, ShuttingDown
+from convzoo.serving.limits import Limits
+from convzoo.serving.memory import Reservation
 from convzoo.serving.pool import Pool, Served
-from convzoo.serving.tensors import (InferResponseBody, ProtocolError, decode_request, decompress, encode_response,
-                                     split_body)
+from convzoo.serving.tensors import (DATATYPES, InferResponseBody, ProtocolError, decode_request, decompress,
+                                     encode_response, split_body)
 
 EXTENSIONS = ["binary_tensor_data", "classification"]
 INLINE_BYTES = 64 * 1024  # bodies above this are decoded and encoded off the event loop
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_body: int = 64 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    max_batch: int = 32
+JSON_PARSE_FACTOR = 12  # bytes of Python objects a JSON byte can become ("0.5," -> a float and its slot)
 
 
 class ErrorBody(BaseModel):
@@ -73,7 +70,24 @@ def model_metadata(served: Served) -> dict:
                            "sha256": served.stored.sha256 if served.stored else None}}
 
 
-def router(pool: Pool, limits: Limits) -> APIRouter:
+def reservation_of(request: Request) -> Reservation:
+    """The request's memory reservation, opened by the Guard middleware when it read the body."""
+    reservation = getattr(request.state, "reservation", None)
+    if reservation is None:
+        raise RuntimeError("the Guard middleware must wrap the app: it opens each request's memory reservation")
+    return reservation
+
+
+def single_header(request: Request, name: str) -> str | None:
+    """A header that must have one value; the same header twice with different values is refused."""
+    values = request.headers.getlist(name)
+    if len(set(values)) > 1:
+        raise ProtocolError(400, f"the header {name} is given {len(values)} times with different values; send it once")
+    return values[0] if values else None
+
+
+def router(pool: Pool, limits: Limits, *, private: bool = False) -> APIRouter:
+    """``private``: a token guards the server, so the public health probes say nothing about the store."""
     r = APIRouter(tags=["KServe v2 (Open Inference Protocol)"])
 
     @r.get("/v2/health/live", summary="Liveness: the process answers")
@@ -86,6 +100,8 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
         if pool.ready:
             return JSONResponse({"ready": True})
         reasons = pool.not_ready_reasons()
+        if private:  # the reasons name files and errors: only for callers with the token
+            reasons = {name: pool.models[name].state for name in reasons}
         detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items()) or "still loading"
         # the protocol: 200 means ready, a 4xx means not (Triton answers 400)
         return JSONResponse({"ready": False, "error": f"not ready: {detail}", "models": reasons}, status_code=400)
@@ -132,20 +148,40 @@ def _ready(served: Served) -> Response:
                          "error": f"model {served.name!r} is not ready: {served.reason}"}, status_code=400)
 
 
-def _decode(served: Served, limits: Limits, body: bytes, encoding: str | None, header_length: str | None):
-    body = decompress(body, encoding, limits.max_body)
-    payload, binary = split_body(body, header_length)
+def _decode(served: Served, limits: Limits, body: bytes, header_length: str | None):
+    payload, binary = split_body(body, header_length, limits.max_json, limits.max_json_values)
     return decode_request(payload, binary, served.inputs, served.outputs, max_batch=limits.max_batch,
-                          size_multiple=served.size_multiple, max_pixels=limits.max_pixels)
+                          size_multiple=served.size_multiple, max_pixels=limits.max_pixels, min_side=served.min_side)
+
+
+def largest_request(served: Served, limits: Limits) -> int:
+    """The most bytes a valid request to this model can hold: its JSON part plus its largest tensors."""
+    tensors = 0
+    for spec in served.inputs:
+        dims = [limits.max_batch if i == 0 and d == -1 else d for i, d in enumerate(spec.shape)]
+        if any(d == -1 for d in dims):
+            return limits.max_body
+        tensors += math.prod(dims) * max(DATATYPES[spec.datatype].itemsize, 8)
+    return min(limits.max_body, limits.max_json + tensors)
 
 
 async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -> Response:
     require_ready(served)
+    reservation = reservation_of(request)
     with served.batcher.arriving():
         body = await request.body()
-        decode = partial(_decode, served, limits, body, request.headers.get("content-encoding"),
-                         request.headers.get("inference-header-content-length"))
+        encoding = single_header(request, "content-encoding")
+        header_length = single_header(request, "inference-header-content-length")
+        if encoding and encoding.lower() != "identity":
+            # inflated off the event loop, never past what a valid request to this model can be
+            limit = largest_request(served, limits)
+            await reservation.grow(limit, "the inflated body")
+            body = await run_in_threadpool(decompress, body, encoding, limit)
+        json_part = len(body) if header_length is None or not header_length.isdigit() else int(header_length)
+        await reservation.grow(JSON_PARSE_FACTOR * min(json_part, limits.max_json, len(body)), "the JSON header")
+        decode = partial(_decode, served, limits, body, header_length)
         decoded = decode() if len(body) < INLINE_BYTES else await run_in_threadpool(decode)
+    await reservation.grow(served.cost([a.shape for a in decoded.inputs.values()]), f"running {served.name!r} on this input")
     results = await run_batch(served, decoded.inputs)
     encode = partial(encode_response, served.name, decoded, results, served.model.labels)
     large = decoded.batch * sum(a[0].size for a in results.values()) * 4 > INLINE_BYTES
@@ -164,5 +200,8 @@ async def run_batch(served: Served, feeds) -> dict:
         raise ProtocolError(503, str(e)) from None
     except asyncio.CancelledError:
         raise
+    except InvalidArgument as e:  # onnxruntime refuses this input (a size the graph cannot take)
+        raise ProtocolError(400, f"model {served.name!r} cannot run on this input: {str(e).splitlines()[0][:300]}"
+                            ) from None
     except Exception as e:  # noqa: BLE001 -- onnxruntime's own error types; the message is the useful part
         raise ProtocolError(500, f"inference failed for model {served.name!r}: {type(e).__name__}: {e}") from None

@@ -6,11 +6,13 @@ the reason, reported not ready, and never takes the others down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,16 @@ from convzoo.registry import MANIFEST_FILE, Store, StoredModel, validate_name
 from convzoo.types import NAME_PATTERN
 from convzoo.serving.batching import Batcher
 from convzoo.serving.tensors import DATATYPES, ORT_TYPES, TensorSpec
-from convzoo.runtime import load_model
+from convzoo.runtime import MIN_STYLE_SIDE, load_model, run_tiled, shrinking_run_options
+from convzoo.serving.memory import measure_peak
 
 log = logging.getLogger("convzoo.serving")
+
+CALIBRATION_SIDE = 256  # where a model takes any size, its memory is measured at this side and scaled
+SAFETY = 1.25  # on the measured peak: allocator rounding and what else the process does meanwhile
+MIN_BYTES_PER_VALUE = 16  # at least the input and output copies
+FALLBACK_BYTES_PER_VALUE = 2048  # where the peak cannot be measured (off Linux): generous, so safe
+SHRINK_ABOVE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -39,6 +48,9 @@ class Served:
     batcher: Batcher | None = None
     size_multiple: int = 1
     load_seconds: float | None = None
+    tile: int = 512  # segmentation inputs with more pixels than tile x tile run tile by tile
+    bytes_per_value: float = float(FALLBACK_BYTES_PER_VALUE)  # a run's peak memory per input value, measured
+    heavy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))  # image routes, one at a time
 
     @property
     def ready(self) -> bool:
@@ -50,10 +62,36 @@ class Served:
             return self.model.task
         return self.stored.task if self.stored is not None else None
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every output for a feed dict; what the batcher calls, in its worker thread."""
-        session = self.model.session
-        values = session.run(None, feeds)
+    @property
+    def min_side(self) -> int:
+        return MIN_STYLE_SIDE if self.task == "style" else 1
+
+    def tiled(self, shape: Sequence[int]) -> bool:
+        """Whether an input of ``shape`` runs tile by tile (segmentation larger than one tile)."""
+        return (self.task == "segmentation" and len(self.inputs) == 1 and len(shape) == 4
+                and shape[2] * shape[3] > self.tile * self.tile)
+
+    def cost(self, shapes: Sequence[Sequence[int]]) -> int:
+        """Bytes a run on inputs of ``shapes`` may take at its peak, known before it runs: the measured
+        activations per input value, times the values (one tile's worth when it runs tiled), plus the
+        blended outputs of a tiled run."""
+        if self.tiled(shapes[0]):
+            _, channels, height, width = shapes[0]
+            classes = max(1, len(self.model.labels))
+            return int(self.bytes_per_value * channels * self.tile * self.tile
+                       + 4 * (3 * classes + channels) * height * width)
+        return int(self.bytes_per_value * sum(math.prod(shape) for shape in shapes))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output for a feed dict; what the batcher calls, in its worker thread. Large segmentation
+        inputs run overlap-tiled, so their memory is one tile's whatever the input's size; a run far
+        above the usual hands its arena memory back afterwards."""
+        x = next(iter(feeds.values()))
+        if self.tiled(x.shape):
+            out = np.stack([run_tiled(self.model, sample, tile=self.tile, batch=1) for sample in x.astype(np.float32)])
+            return {self.outputs[0].name: out}
+        shrink = self.cost([a.shape for a in feeds.values()]) > SHRINK_ABOVE_BYTES
+        values = self.model.session.run(None, dict(feeds), shrinking_run_options() if shrink else None)
         return {spec.name: value for spec, value in zip(self.outputs, values)}
 
 
@@ -75,8 +113,8 @@ def _spec(arg: Any) -> TensorSpec:
     return TensorSpec(arg.name, ORT_TYPES.get(arg.type, arg.type), shape)
 
 
-def warmup_feeds(served: Served) -> dict[str, np.ndarray]:
-    """One zero input at the model's own size (or 64 where it takes any size, rounded to its multiple)."""
+def warmup_feeds(served: Served, side: int = 64) -> dict[str, np.ndarray]:
+    """One zero input at the model's own size (or ``side`` where it takes any size, rounded to its multiple)."""
     preprocess = served.model.preprocess_spec
     feeds = {}
     for spec in served.inputs:
@@ -89,7 +127,7 @@ def warmup_feeds(served: Served) -> dict[str, np.ndarray]:
             elif preprocess.size is not None and len(spec.shape) == 4 and i in (2, 3):
                 dims.append(preprocess.size[i - 2])
             else:
-                dims.append(max(64, served.size_multiple))
+                dims.append(-(-side // served.size_multiple) * served.size_multiple)
         feeds[spec.name] = np.zeros(dims, DATATYPES[spec.datatype])
     return feeds
 
@@ -99,8 +137,9 @@ class Pool:
 
     def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None,
                  max_batch: int = 32, batch_delay_ms: float = 2.0,
-                 observe: Callable[..., None] | None = None) -> None:
+                 observe: Callable[..., None] | None = None, tile: int = 512) -> None:
         self.store = store
+        self.tile = tile
         self.threads = threads
         self.max_batch = max_batch
         self.delay_s = batch_delay_ms / 1000
@@ -148,8 +187,9 @@ class Pool:
             served.model = model
             served.inputs = [_spec(arg) for arg in model.session.get_inputs()]
             served.outputs = [_spec(arg) for arg in model.session.get_outputs()]
-            served.size_multiple = int(json.loads(model.metadata.get("convzoo.size_multiple", "1")))
-            served.run(warmup_feeds(served))
+            served.size_multiple = model.meta.size_multiple
+            served.tile = self.tile
+            self._calibrate(served)
         except ConvzooError as e:
             self._fail(served, str(e))
             return
@@ -164,6 +204,17 @@ class Pool:
                              "providers": served.model.session.get_providers()}))
         if self.on_state:
             self.on_state(served)
+
+    @staticmethod
+    def _calibrate(served: Served) -> None:
+        """Warm the model up with its first run, at CALIBRATION_SIDE where it takes any size, and measure
+        that run's peak memory: the figure every later request's budget is computed from."""
+        feeds = warmup_feeds(served, CALIBRATION_SIDE)
+        peak = measure_peak(lambda: served.model.session.run(None, feeds, shrinking_run_options()))
+        values = sum(array.size for array in feeds.values())
+        if peak:
+            served.bytes_per_value = max(MIN_BYTES_PER_VALUE, SAFETY * peak / values)
+        served.run(warmup_feeds(served))
 
     def _fail(self, served: Served, reason: str) -> None:
         served.state, served.reason = "failed", reason

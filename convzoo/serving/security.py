@@ -5,12 +5,20 @@ Pure ASGI middleware (no per-request task or copy), so the guard costs microseco
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
 from collections.abc import Sequence
 
+from convzoo.serving.limits import Limits
+from convzoo.serving.memory import MemoryBudget, Reservation
+from convzoo.serving.tensors import ProtocolError
+
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes carry no credentials
+# headers whose second, different value would let two parts of the stack read two different requests
+SINGLE_HEADERS = frozenset({b"authorization", b"content-length", b"content-type", b"content-encoding",
+                            b"inference-header-content-length", b"transfer-encoding", b"range", b"host"})
 
 
 def cors_origins_from_env() -> list[str]:
@@ -27,65 +35,97 @@ async def send_error(send, status: int, message: str, headers: Sequence[tuple[by
 
 
 class Guard:
-    """Refuse requests without the bearer token (401) or with a body over ``max_body`` bytes (413).
+    """Refuse requests without the bearer token (401) or with a body over ``max_body`` bytes (413); read
+    the body with a deadline for each silence (408), holding its bytes in the request's memory
+    reservation (``memory.Reservation``, at ``scope["state"]["reservation"]``) until the answer is sent.
 
     A body without Content-Length (chunked) is counted as it arrives and refused as soon as it
     passes the limit, so no client can make the server buffer more than ``max_body`` bytes.
     """
 
-    def __init__(self, app, token: str | None, max_body: int) -> None:
+    def __init__(self, app, token: str | None, limits: Limits, budget: MemoryBudget) -> None:
         self.app = app
         self.token = token.encode() if token else None
-        self.max_body = max_body
+        self.max_body = limits.max_body
+        self.body_timeout_s = limits.body_timeout_s
+        self.budget = budget
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        reservation = self.budget.reservation()
+        scope.setdefault("state", {})["reservation"] = reservation
+        started = False
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, tracked_send, reservation)
+        except ProtocolError as e:
+            if not started:
+                await send_error(send, e.status, e.message, [(k.lower().encode(), v.encode())
+                                                             for k, v in e.headers.items()])
+        finally:
+            reservation.release()
+
+    async def _guarded(self, scope, receive, send, reservation: Reservation) -> None:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers") or []:
+            if name in SINGLE_HEADERS and headers.get(name, value) != value:
+                raise ProtocolError(400, f"the header {name.decode()} is given twice with different values; "
+                                         "send it once")
+            headers[name] = value
         if self.token is not None and scope["path"] not in PUBLIC_PATHS:
             given = headers.get(b"authorization", b"")
             scheme, _, credential = given.partition(b" ")
             if not given:
-                await send_error(send, 401, "this server needs a bearer token: send the header "
-                                 "'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")])
-                return
+                raise ProtocolError(401, "this server needs a bearer token: send the header "
+                                         "'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"})
             if scheme.lower() != b"bearer" or not hmac.compare_digest(credential.strip(), self.token):
-                await send_error(send, 401, "the bearer token is wrong: send 'Authorization: Bearer <token>' "
-                                 "with the token the server was started with",
-                                 [(b"www-authenticate", b'Bearer error="invalid_token"')])
-                return
+                raise ProtocolError(401, "the bearer token is wrong: send 'Authorization: Bearer <token>' "
+                                         "with the token the server was started with",
+                                    {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                await send_error(send, 400, f"Content-Length must be a byte count, got {length.decode('latin-1')!r}")
-                return
+                raise ProtocolError(400, f"Content-Length must be a byte count, got {length.decode('latin-1')!r}")
             if int(length) > self.max_body:
-                await send_error(send, 413, f"the body is {int(length):,} bytes, more than this server's limit of "
-                                 f"{self.max_body:,} bytes; send a smaller image or batch")
+                raise ProtocolError(413, f"the body is {int(length):,} bytes, more than this server's limit of "
+                                         f"{self.max_body:,} bytes; send a smaller image or batch")
+            if int(length) == 0:
+                await self.app(scope, receive, send)
                 return
+            await reservation.grow(int(length), "the request body")
+        elif scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        body = await self._read_chunked(receive)
-        if body is None:
-            await send_error(send, 413, f"the body is more than this server's limit of {self.max_body:,} bytes; "
-                             "send a smaller image or batch")
+        body = await self._read(receive, reservation, counted=length is not None)
+        if body is None:  # the client went away
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read_chunked(self, receive) -> bytes | None:
+    async def _read(self, receive, reservation: Reservation, counted: bool) -> bytes | None:
         chunks, seen = [], 0
         while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return b""
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except asyncio.TimeoutError:
+                raise ProtocolError(408, f"the request body stalled: nothing arrived for {self.body_timeout_s:g} s "
+                                         f"after {seen:,} bytes; send the whole body at once",
+                                    {"Connection": "close"}) from None
+            if message["type"] != "http.request":
+                return None
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.max_body:
-                return None
+                raise ProtocolError(413, f"the body is more than this server's limit of {self.max_body:,} bytes; "
+                                         "send a smaller image or batch", {"Connection": "close"})
+            if not counted:
+                await reservation.grow(len(chunk), "the request body")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

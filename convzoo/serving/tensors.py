@@ -8,6 +8,7 @@ binary tensor data and classification extensions, which ``tritonclient.http`` sp
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
@@ -21,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 class ProtocolError(Exception):
     """A request the service answers with ``status`` and ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
 
 
 def bad_request(message: str) -> ProtocolError:
@@ -158,15 +160,19 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
-    """The JSON header and the binary part, following ``Inference-Header-Content-Length``."""
+def split_body(body: bytes, header_length: str | None, max_json: int = 4 * 1024 * 1024,
+               max_values: int = 1 << 19) -> tuple[Any, bytes]:
+    """The JSON header and the binary part, following ``Inference-Header-Content-Length``.
+
+    The JSON part is bounded in bytes and in numbers (a cheap count of separators) before it is
+    parsed, since the parse holds the interpreter lock for as long as it runs.
+    """
     if header_length is None:
         json_part, binary = body, b""
     else:
-        try:
-            n = int(header_length)
-        except ValueError:
-            raise bad_request(f"Inference-Header-Content-Length must be a byte count, got {header_length!r}") from None
+        if not header_length.isdigit() or len(header_length) > 12:
+            raise bad_request(f"Inference-Header-Content-Length must be a byte count, got {header_length!r}")
+        n = int(header_length)
         if not 0 < n <= len(body):
             raise bad_request(f"Inference-Header-Content-Length is {n}, but the body has {len(body)} bytes; "
                               "expected the length of the JSON header that starts the body")
@@ -174,8 +180,14 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if not json_part.strip():
         raise bad_request("the body is empty: expected a KServe v2 inference request "
                           '({"inputs": [{"name", "shape", "datatype", "data"}]})')
+    if len(json_part) > max_json:
+        raise ProtocolError(413, f"the JSON part of the request is {len(json_part):,} bytes, more than this server's "
+                                 f"limit of {max_json:,}; send large tensors with the binary tensor extension")
+    if json_part.count(b",") >= max_values:
+        raise ProtocolError(413, f"the JSON part holds more than {max_values:,} values, this server's limit for "
+                                 "JSON tensors; send large tensors with the binary tensor extension")
     try:
-        return json.loads(json_part), binary
+        payload = json.loads(json_part, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise bad_request("the JSON header is not UTF-8; binary tensors need the Inference-Header-Content-Length "
                           "header giving the length of the JSON part") from None
@@ -185,6 +197,22 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
         raise bad_request(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}{hint}") from None
     except RecursionError:
         raise bad_request("the JSON is nested too deeply") from None
+    if isinstance(payload, dict):  # only where the text has true or false is it worth looking among numbers
+        payload[_HAS_BOOLEANS] = b"true" in json_part or b"false" in json_part
+    return payload, binary
+
+
+_HAS_BOOLEANS = "\x00convzoo-has-booleans"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused, not silently resolved to its last value."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise bad_request(f"the key {twice!r} appears twice in one JSON object; give each key once")
+    return out
 
 
 def describe_validation(error: ValidationError, what: str) -> str:
@@ -211,12 +239,19 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def check_shape(spec: TensorSpec, shape: Sequence[int], max_batch: int, size_multiple: int, max_pixels: int) -> None:
+MAX_DIMENSION = 1 << 31
+
+
+def check_shape(spec: TensorSpec, shape: Sequence[int], max_batch: int, size_multiple: int, max_pixels: int,
+                min_side: int = 1) -> None:
     expected = _shape_text(spec.shape)
     if len(shape) != len(spec.shape) or any(want != -1 and want != got for want, got in zip(spec.shape[1:], shape[1:])):
         raise bad_request(f"input {spec.name!r}: expected shape {expected}, got {_shape_text(shape)}")
     if any(d < 1 for d in shape):
         raise bad_request(f"input {spec.name!r}: every dimension must be at least 1, got {_shape_text(shape)}")
+    if any(d >= MAX_DIMENSION for d in shape):
+        raise ProtocolError(413, f"input {spec.name!r}: shape {_shape_text(shape)} has a dimension of 2**31 or more; "
+                                 "send a smaller input")
     if spec.shape[0] == -1 and shape[0] > max_batch:
         raise bad_request(f"input {spec.name!r}: a batch of {shape[0]} is larger than this server's limit of "
                           f"{max_batch}; split it into smaller requests")
@@ -224,16 +259,19 @@ def check_shape(spec: TensorSpec, shape: Sequence[int], max_batch: int, size_mul
         raise bad_request(f"input {spec.name!r}: expected shape {expected}, got {_shape_text(shape)}")
     dynamic = [i for i, want in enumerate(spec.shape) if want == -1 and i > 0]
     if dynamic:
-        if size_multiple > 1 and any(shape[i] % size_multiple for i in dynamic):
-            raise bad_request(f"input {spec.name!r}: dimensions {[shape[i] for i in dynamic]} must be multiples of "
-                              f"{size_multiple} for this model; pad the input")
-        pixels = int(np.prod([shape[i] for i in dynamic]))
+        pixels = math.prod(shape[i] for i in dynamic[-2:])  # Python integers: no overflow
         if pixels > max_pixels:
             raise ProtocolError(413, f"input {spec.name!r}: {pixels:,} values per channel is more than the limit of "
                                      f"{max_pixels:,}; send a smaller input")
+        if size_multiple > 1 and any(shape[i] % size_multiple for i in dynamic):
+            raise bad_request(f"input {spec.name!r}: dimensions {[shape[i] for i in dynamic]} must be multiples of "
+                              f"{size_multiple} for this model; pad the input")
+        if any(shape[i] < min_side for i in dynamic[-2:]):
+            raise bad_request(f"input {spec.name!r}: this model needs at least {min_side} pixels on each side, got "
+                              f"{_shape_text(shape)}")
 
 
-def _json_array(tensor: TensorInput, datatype: str, count: int) -> np.ndarray:
+def _json_array(tensor: TensorInput, datatype: str, count: int, may_hold_booleans: bool = True) -> np.ndarray:
     where = f"input {tensor.name!r}"
     if datatype == "BYTES":
         flat = _flatten(tensor.data, where)
@@ -252,12 +290,26 @@ def _json_array(tensor: TensorInput, datatype: str, count: int) -> np.ndarray:
         raise bad_request(f"{where}: {datatype} data must be {kind}, got {_describe_kind(array)}")
     if array.size != count:
         raise bad_request(f"{where}: shape {_shape_text(tensor.shape)} needs {count} values, got {array.size}")
+    if datatype != "BOOL" and may_hold_booleans and any(type(v) is bool for v in _flatten(tensor.data, where)):
+        raise bad_request(f"{where}: {datatype} data must be numbers, got true/false among them")
     dtype = DATATYPES[datatype]
     if dtype.kind in "iu" and array.size:
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise bad_request(f"{where}: values must lie in {info.min}..{info.max} for {datatype}")
-    return array.astype(dtype).reshape(tensor.shape)
+    return _exact_cast(array, dtype, where, datatype).reshape(tensor.shape)
+
+
+def _exact_cast(array: np.ndarray, dtype: np.dtype, where: str, datatype: str) -> np.ndarray:
+    """``array`` as ``dtype``; a finite value that would become infinite (1e10 in FP16) is refused."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = array.astype(dtype)
+    if dtype.kind == "f" and array.dtype.kind == "f" and array.size:
+        overflowed = ~np.isfinite(out) & np.isfinite(array)
+        if overflowed.any():
+            limit = float(np.finfo(dtype).max)
+            raise bad_request(f"{where}: {array[overflowed][0]:g} is outside the range of {datatype} (±{limit:g})")
+    return out
 
 
 def _flatten(data: Any, where: str) -> list[Any]:
@@ -295,10 +347,12 @@ def _binary_array(tensor: TensorInput, datatype: str, raw: bytes, count: int) ->
 
 
 def decode_request(payload: Any, binary: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], *,
-                   max_batch: int, size_multiple: int = 1, max_pixels: int = 16_777_216) -> DecodedRequest:
+                   max_batch: int, size_multiple: int = 1, max_pixels: int = 16_777_216,
+                   min_side: int = 1) -> DecodedRequest:
     """Check a v2 request against the model's signature; return its inputs in the model's datatypes."""
     if not isinstance(payload, dict):
         raise bad_request(f"expected a JSON object (a KServe v2 inference request), got {type(payload).__name__}")
+    has_booleans = bool(payload.pop(_HAS_BOOLEANS, True))
     try:
         request = InferRequestBody.model_validate(payload)
     except ValidationError as e:
@@ -318,8 +372,8 @@ def decode_request(payload: Any, binary: bytes, inputs: Sequence[TensorSpec], ou
         if tensor.datatype not in allowed:
             also = f" (or {', '.join(allowed[1:])}, which convert exactly)" if len(allowed) > 1 else ""
             raise bad_request(f"input {tensor.name!r}: expected datatype {spec.datatype}{also}, got {tensor.datatype}")
-        check_shape(spec, tensor.shape, max_batch, size_multiple, max_pixels)
-        count = int(np.prod(tensor.shape))
+        check_shape(spec, tensor.shape, max_batch, size_multiple, max_pixels, min_side)
+        count = math.prod(tensor.shape)
         size = _param(tensor.parameters, "binary_data_size", int, f"input {tensor.name!r}")
         if size is not None:
             if tensor.data is not None:
@@ -330,7 +384,7 @@ def decode_request(payload: Any, binary: bytes, inputs: Sequence[TensorSpec], ou
             array = _binary_array(tensor, tensor.datatype, binary[offset:offset + size], count)
             offset += size
         elif tensor.data is not None:
-            array = _json_array(tensor, tensor.datatype, count)
+            array = _json_array(tensor, tensor.datatype, count, has_booleans)
         else:
             raise bad_request(f"input {tensor.name!r} has no data: give 'data' or the binary_data_size parameter")
         if tensor.datatype != spec.datatype:
