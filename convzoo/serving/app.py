@@ -30,7 +30,7 @@ from convzoo.serving import images, kserve
 from convzoo.serving.metrics import Metrics, Telemetry
 from convzoo.serving.pool import Pool
 from convzoo.serving.limits import Limits
-from convzoo.serving.memory import MemoryBudget
+from convzoo.serving.memory import MemoryBudget, tune_allocator
 from convzoo.serving.protocol import server_config
 from convzoo.serving.security import Guard, cors_origins_from_env
 from convzoo.serving.tensors import InferRequestBody, ProtocolError
@@ -62,6 +62,7 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     store = store if store is not None else Store()
     limits = limits or Limits.from_env(max_body=max_body_bytes, max_pixels=max_pixels, max_batch=max_batch)
     budget = MemoryBudget(limits.memory_budget, limits.memory_wait_s)
+    tune_allocator()
     metrics = Metrics()
     pool = Pool(store, models, threads=threads, max_batch=limits.max_batch, batch_delay_ms=batch_delay_ms,
                 observe=metrics.observe_batch, tile=limits.tile)

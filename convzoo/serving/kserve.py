@@ -172,9 +172,13 @@ async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -
         body = await request.body()
         encoding = single_header(request, "content-encoding")
         header_length = single_header(request, "inference-header-content-length")
+        if header_length is not None and header_length.isdigit() and int(header_length) > limits.max_json:
+            raise ProtocolError(413, f"Inference-Header-Content-Length is {int(header_length):,} bytes, more than this "
+                                     f"server's limit of {limits.max_json:,} for the JSON part")
         if encoding and encoding.lower() != "identity":
             # inflated off the event loop, never past what a valid request to this model can be
-            limit = largest_request(served, limits)
+            limit = (largest_request(served, limits) if header_length is not None
+                     else min(limits.max_json, limits.max_body))
             await reservation.grow(limit, "the inflated body")
             body = await run_in_threadpool(decompress, body, encoding, limit)
         json_part = len(body) if header_length is None or not header_length.isdigit() else int(header_length)

@@ -23,7 +23,7 @@ class Limits:
     style_max_side: int = 1024  # the longest side a style net renders; callers cannot raise it
     tile: int = 512  # segmentation inputs larger than this run tile by tile
     memory_budget: int = 1024 * MiB  # request memory in flight (bodies, decoded tensors, activations)
-    memory_wait_s: float = 10.0  # how long a request waits for budget before a 503
+    memory_wait_s: float = 30.0  # how long a request waits for budget before a 503
     header_timeout_s: float = 10.0  # from the first byte of a request to the end of its headers
     body_timeout_s: float = 10.0  # the longest silence while a body is being sent
     keep_alive_s: float = 5.0

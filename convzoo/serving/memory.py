@@ -10,6 +10,7 @@ budget whatever is sent, and what a model run takes is measured once per model a
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import re
 from collections.abc import Callable
@@ -26,13 +27,17 @@ def _mib(n: int) -> str:
 
 
 class MemoryBudget:
-    """Bytes that requests in flight may hold, shared by every request on the event loop."""
+    """Bytes that requests in flight may hold, shared by every request on the event loop.
 
-    def __init__(self, total: int, wait_s: float = 10.0) -> None:
+    Waiters are served first come, first served: a large request at the head of the queue is not
+    overtaken by small ones for ever, it waits until enough is given back.
+    """
+
+    def __init__(self, total: int, wait_s: float = 30.0) -> None:
         self.total = int(total)
         self.wait_s = wait_s
         self.used = 0
-        self._freed: asyncio.Event | None = None
+        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
 
     def reservation(self) -> Reservation:
         return Reservation(self)
@@ -41,25 +46,44 @@ class MemoryBudget:
         if n > self.total:
             raise ProtocolError(413, f"{what} needs about {_mib(n)} of memory, more than this server's budget of "
                                      f"{_mib(self.total)} for all requests together; send a smaller input")
-        if self._freed is None:
-            self._freed = asyncio.Event()
-        deadline = asyncio.get_running_loop().time() + self.wait_s
-        while self.used + n > self.total:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise ProtocolError(503, f"the server is busy with large requests ({_mib(self.used)} of its "
-                                         f"{_mib(self.total)} memory budget in use); retry shortly")
-            self._freed.clear()
-            try:
-                await asyncio.wait_for(self._freed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-        self.used += n
+        if not self._waiters and self.used + n <= self.total:
+            self.used += n
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, turn))
+        try:
+            await asyncio.wait_for(asyncio.shield(turn), self.wait_s)
+        except asyncio.TimeoutError:
+            if turn.done():  # granted just as the wait ran out: keep it
+                return
+            turn.cancel()
+            self._grant()  # those behind it may fit now
+            raise ProtocolError(503, f"the server is busy with large requests ({_mib(self.used)} of its "
+                                     f"{_mib(self.total)} memory budget in use); retry shortly",
+                                {"Retry-After": "5"}) from None
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._give(n)  # granted, but the request went away
+            else:
+                turn.cancel()
+                self._grant()
+            raise
 
     def _give(self, n: int) -> None:
         self.used -= n
-        if self._freed is not None:
-            self._freed.set()
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters:
+            n, turn = self._waiters[0]
+            if turn.cancelled():
+                self._waiters.popleft()
+                continue
+            if self.used + n > self.total:
+                return
+            self._waiters.popleft()
+            self.used += n
+            turn.set_result(None)
 
 
 class Reservation:
@@ -79,6 +103,21 @@ class Reservation:
         held, self.held = self.held, 0
         if held:
             self.budget._give(held)
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+
+
+def tune_allocator() -> None:
+    """Make freed request memory leave the process: glibc keeps freed blocks in per-thread arenas and raises
+    its mmap threshold as large blocks are freed, so a server's RSS would stay at its worst moment.
+    Blocks of 1 MiB and more are mmapped (and unmapped when freed), and threads share two arenas."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def _trim_heap() -> None:

@@ -212,7 +212,7 @@ class Pool:
         feeds = warmup_feeds(served, CALIBRATION_SIDE)
         peak = measure_peak(lambda: served.model.session.run(None, feeds, shrinking_run_options()))
         values = sum(array.size for array in feeds.values())
-        if peak:
+        if peak is not None:
             served.bytes_per_value = max(MIN_BYTES_PER_VALUE, SAFETY * peak / values)
         served.run(warmup_feeds(served))
 

@@ -143,21 +143,35 @@ class DecodedRequest:
 # decoding
 
 
+INFLATE_CHUNK = 1 << 20
+
+
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` gzip/deflate (tritonclient's request compression), never past ``limit``."""
+    """Undo ``Content-Encoding`` gzip/deflate (tritonclient's request compression), never past ``limit``.
+
+    Inflated a chunk at a time (zlib lets go of the interpreter lock while it works), so a thread doing
+    this never holds up the event loop for long, and a bomb stops at ``limit`` + one chunk.
+    """
     if not encoding or encoding.lower() == "identity":
         return body
     wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding.lower())
     if wbits is None:
         raise ProtocolError(415, f"Content-Encoding {encoding!r} is not supported: send gzip, deflate or none")
     inflater = zlib.decompressobj(wbits)
+    chunks, size, pending = [], 0, body
     try:
-        out = inflater.decompress(body, limit + 1)
+        while pending and size <= limit:
+            chunk = inflater.decompress(pending, INFLATE_CHUNK)
+            chunks.append(chunk)
+            size += len(chunk)
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                break
     except zlib.error as e:
         raise bad_request(f"the body is not valid {encoding} data ({e})") from e
-    if len(out) > limit:
+    if size > limit:
         raise ProtocolError(413, f"the request body inflates to more than {limit:,} bytes, the limit; send less")
-    return out
+    return b"".join(chunks)
 
 
 def split_body(body: bytes, header_length: str | None, max_json: int = 4 * 1024 * 1024,
@@ -177,12 +191,12 @@ def split_body(body: bytes, header_length: str | None, max_json: int = 4 * 1024 
             raise bad_request(f"Inference-Header-Content-Length is {n}, but the body has {len(body)} bytes; "
                               "expected the length of the JSON header that starts the body")
         json_part, binary = body[:n], body[n:]
-    if not json_part.strip():
-        raise bad_request("the body is empty: expected a KServe v2 inference request "
-                          '({"inputs": [{"name", "shape", "datatype", "data"}]})')
     if len(json_part) > max_json:
         raise ProtocolError(413, f"the JSON part of the request is {len(json_part):,} bytes, more than this server's "
                                  f"limit of {max_json:,}; send large tensors with the binary tensor extension")
+    if not json_part.strip():
+        raise bad_request("the body is empty: expected a KServe v2 inference request "
+                          '({"inputs": [{"name", "shape", "datatype", "data"}]})')
     if json_part.count(b",") >= max_values:
         raise ProtocolError(413, f"the JSON part holds more than {max_values:,} values, this server's limit for "
                                  "JSON tensors; send large tensors with the binary tensor extension")
