@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,train,serve,demo,dev
 
-.PHONY: demo test venv lenet clean
+.PHONY: demo test test-fast system venv lenet clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,8 +16,14 @@ venv: $(VENV)/.installed
 demo: venv           ## launch the Gradio app on the shipped models (http://127.0.0.1:7860)
 	$(VENV)/bin/convzoo demo
 
-test: venv           ## the whole test suite
+system:              ## the Debian packages the tests need (Fashion-MNIST, Chromium), when missing
+	@bash scripts/system_packages.sh
+
+test: venv system    ## the whole test suite
 	$(PY) -m pytest -q
+
+test-fast: venv      ## the inner loop: every test not marked slow (no training, servers or browsers)
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 lenet: venv          ## train, export and evaluate LeNet-5 on Fashion-MNIST into ./store
 	$(VENV)/bin/convzoo train lenet5-fashion --epochs 15 --out runs

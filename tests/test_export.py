@@ -18,6 +18,8 @@ from convzoo.export import export_entry
 from convzoo.models import build
 from convzoo.runtime import load_model
 
+pytestmark = pytest.mark.slow  # exports torch models to ONNX
+
 CONTRACT = ("convzoo.name", "convzoo.task", "convzoo.labels", "convzoo.preprocess", "convzoo.output",
             "convzoo.metrics", "convzoo.version", "convzoo.source")
 

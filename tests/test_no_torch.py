@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+pytestmark = pytest.mark.slow  # runs subprocesses with torch made unimportable
+
 ROOT = Path(__file__).resolve().parent.parent
 
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"

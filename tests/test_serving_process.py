@@ -21,6 +21,8 @@ from tritonclient.utils import InferenceServerException
 
 from convzoo.serving.background import wait_ready
 
+pytestmark = pytest.mark.slow  # starts `convzoo serve` subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "process-test-token"
 

@@ -16,6 +16,8 @@ from convzoo import registry
 from convzoo.cli import main
 from convzoo.runtime import load_model
 
+pytestmark = pytest.mark.slow  # re-measures the shipped models on the real test sets
+
 SHIPPED = registry.Store([registry.shipped_store()])
 NAMES = SHIPPED.names()
 CLASSIFIERS = [n for n in NAMES if SHIPPED.get(n).task == "classification"]

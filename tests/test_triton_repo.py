@@ -23,6 +23,8 @@ from convzoo.errors import IntegrityError
 from convzoo.registry import Store
 from convzoo.runtime import load_model
 
+pytestmark = pytest.mark.slow  # exports models and builds Triton repositories
+
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = ROOT / "convzoo" / "export" / "triton.py"
 
