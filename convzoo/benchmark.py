@@ -18,6 +18,7 @@ import numpy as np
 
 from convzoo import registry
 from convzoo.errors import ConvzooError
+from convzoo.packaging import update_manifest
 from convzoo.registry import Store
 from convzoo.runtime import load_model
 
@@ -113,8 +114,6 @@ def bench(name: str, store: Store | None = None, batch_sizes: list[int] | None =
                       "-" if speed is None else f"{speed:.2f}x")
     Console().print(table)
     if write_card:
-        from convzoo.packaging import update_manifest
-
         update_manifest(store.get(name), {"bench": result})
         if twin:
             update_manifest(store.get(twin.name), {"bench": result})

@@ -54,14 +54,22 @@ def cmd_list(args: argparse.Namespace) -> None:
     table = Table(title=f"convzoo {__version__}: models (store: {', '.join(map(str, store.roots))})")
     for column in ("name", "task", "dataset", "params", "MACs", "in store", "accuracy", "ONNX size", "sha256"):
         table.add_column(column, justify="right" if column in ("params", "MACs", "ONNX size") else "left")
+    broken = {model.name: model for model in store.broken()}
     for entry in registry.entries(args.task):
+        if entry.name in broken:
+            table.add_row(entry.name, entry.task, entry.dataset, _count(entry.params), _count(entry.macs),
+                          "[red]broken[/red]", "-", "-", "-")
+            continue
         stored = store.find(entry.name)
         table.add_row(entry.name, entry.task, entry.dataset, _count(entry.params), _count(entry.macs),
                       "yes" if stored else "no",
                       headline_metric(dict(stored.metrics)) if stored else "-",
                       _human_size(stored.size_bytes) if stored and stored.onnx_path.is_file() else "-",
                       stored.sha256[:12] if stored else "-")
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    for model in broken.values():  # each with its reason; the others above are usable
+        console.print(f"[red]broken:[/red] {model.folder}: {model.reason}", markup=True, highlight=False)
 
 
 def cmd_info(args: argparse.Namespace) -> None:

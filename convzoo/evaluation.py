@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
+from convzoo.packaging import update_manifest
 from convzoo.registry import Store, StoredModel
+from convzoo.segmentation_eval import evaluate_segmentation
 from convzoo.runtime import OnnxModel, load_model, normalize_batch
 
 BATCH = 500
@@ -77,7 +80,6 @@ def evaluate_classifier(stored: StoredModel, model: OnnxModel, data_dir: str | P
     if dataset != "fashion-mnist":
         raise ConvzooError(f"`convzoo eval` evaluates Fashion-MNIST and ISBI 2012 models offline; "
                            f"{stored.name} is trained on {dataset}")
-    from convzoo.data.idx import load_split
 
     pixels, truth = load_split("test", data_dir)
     if limit:
@@ -100,17 +102,16 @@ def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None 
     if task == "classification":
         metrics, confusion = evaluate_classifier(stored, model, data_dir, limit)
     elif task == "segmentation":
-        from convzoo.segmentation_eval import evaluate_segmentation
-
         metrics = evaluate_segmentation(model, data_dir=data_dir)
     else:
         raise ConvzooError(f"{name} is a style network: it has no test metric; look at docs/style-contact-sheet.png")
     if write and not limit:
-        from convzoo.packaging import update_manifest
-
+        add_files = None
         if confusion is not None:
-            plot_confusion(confusion, model.labels, f"{name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} "
-                           f"test images", stored.folder / "confusion.png")
+            title = f"{name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} test images"
             metrics["confusion_png"] = "confusion.png"
-        update_manifest(stored, {}, metrics=metrics)
+
+            def add_files(folder: Path) -> None:  # drawn into the staged folder, swapped in with the metrics
+                plot_confusion(confusion, model.labels, title, folder / "confusion.png")
+        update_manifest(stored, {}, metrics=metrics, add_files=add_files)
     return metrics

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from convzoo import __version__
+from convzoo.card import render_card
 from convzoo.registry import (CARD_FILE, MANIFEST_FILE, ONNX_FILE, StoredModel, atomic_write_json, atomic_write_text,
                               sha256_file, staged_model_folder)
 from convzoo.types import ModelEntry, ModelMetadata
@@ -101,8 +103,6 @@ def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metric
         }
         stored = StoredModel(entry.name, folder, manifest)
         if card is None:
-            from convzoo.card import render_card
-
             card = render_card(stored)
         atomic_write_text(folder / CARD_FILE, card)
         atomic_write_json(folder / MANIFEST_FILE, manifest)  # last: a folder without a manifest is not a model
@@ -110,21 +110,29 @@ def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metric
     return StoredModel(entry.name, final, manifest)
 
 
-def update_manifest(stored: StoredModel, changes: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> StoredModel:
-    """Merge ``changes`` (and ``metrics``) into a stored model's manifest, ONNX metadata and card."""
-    manifest = dict(stored.manifest) | dict(changes)
-    if metrics is not None:
-        manifest["metrics"] = dict(stored.manifest.get("metrics", {})) | dict(metrics)
-        model = onnx.load(str(stored.onnx_path))
-        set_metadata(model, {"convzoo.metrics": json.dumps(manifest["metrics"])})
-        tmp = stored.onnx_path.with_suffix(".onnx.tmp")
-        onnx.save_model(model, str(tmp))
-        tmp.replace(stored.onnx_path)
-        manifest["sha256"] = sha256_file(stored.onnx_path)
-        manifest["size_bytes"] = stored.onnx_path.stat().st_size
-    updated = StoredModel(stored.name, stored.folder, manifest)
-    from convzoo.card import render_card
+def update_manifest(stored: StoredModel, changes: Mapping[str, Any], metrics: Mapping[str, Any] | None = None,
+                    add_files: Callable[[Path], None] | None = None) -> StoredModel:
+    """Merge ``changes`` (and ``metrics``) into a stored model's manifest, ONNX metadata and card.
 
-    atomic_write_text(stored.folder / CARD_FILE, render_card(updated))
-    atomic_write_json(stored.folder / MANIFEST_FILE, manifest)
-    return updated
+    The new folder is built whole beside the old one (a copy, the ONNX file rewritten with the
+    metrics, ``add_files(folder)`` for pictures, card, manifest last) and swapped in by one atomic
+    rename, so a kill at any moment leaves the old model or the new one, each matching its sha256.
+    """
+    manifest = dict(stored.manifest) | dict(changes)
+    root, name = stored.folder.parent, stored.name
+    with staged_model_folder(root, name) as folder:
+        shutil.copytree(stored.folder, folder, dirs_exist_ok=True, copy_function=shutil.copy2)
+        onnx_path = folder / ONNX_FILE
+        if metrics is not None:
+            manifest["metrics"] = dict(stored.manifest.get("metrics", {})) | dict(metrics)
+            model = onnx.load(str(onnx_path))
+            set_metadata(model, {"convzoo.metrics": json.dumps(manifest["metrics"])})
+            onnx.save_model(model, str(onnx_path))
+            manifest["sha256"] = sha256_file(onnx_path)
+            manifest["size_bytes"] = onnx_path.stat().st_size
+        if add_files is not None:
+            add_files(folder)
+        updated = StoredModel(name, folder, manifest)
+        atomic_write_text(folder / CARD_FILE, render_card(updated))
+        atomic_write_json(folder / MANIFEST_FILE, manifest)
+    return StoredModel(name, root / name, manifest)

@@ -9,7 +9,9 @@ runtime's business (``convzoo.runtime.load``): this module only finds, checks an
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
-from convzoo.types import ModelEntry, validate_name
+from convzoo.types import NAME_PATTERN, TASKS, ModelEntry, validate_name
 from convzoo.zoo import ENTRIES
 
-__all__ = ["names", "entries", "get", "validate_name", "Store", "StoredModel", "shipped_store", "user_store",
+__all__ = ["names", "entries", "get", "validate_name", "Store", "StoredModel", "BrokenModel", "check_manifest",
+           "read_folder", "install_folder", "clean_stale", "shipped_store", "user_store",
            "default_roots", "write_root", "sha256_file", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "staged_model_folder", "ONNX_FILE", "MANIFEST_FILE", "CARD_FILE"]
 
@@ -91,7 +94,7 @@ def sha256_file(path: Path) -> str:
 
 @dataclass(frozen=True)
 class StoredModel:
-    """A model folder in a store: its files and its manifest."""
+    """A model folder in a store: its files and its (validated) manifest."""
 
     name: str
     folder: Path
@@ -125,11 +128,24 @@ class StoredModel:
         """Refuse a file that is missing or does not match the sha256 its manifest records."""
         if not self.onnx_path.is_file():
             raise IntegrityError(f"{self.name}: {self.onnx_path} is missing; export it again with `convzoo export {self.name}`")
-        actual = _cached_sha256(self.onnx_path)
+        try:
+            actual = _cached_sha256(self.onnx_path)
+        except OSError as e:
+            raise IntegrityError(f"{self.name}: cannot read {self.onnx_path} ({e.strerror}); fix its permissions "
+                                 "or export it again") from None
         if actual != self.sha256:
             raise IntegrityError(
                 f"{self.name}: {self.onnx_path} has sha256 {actual[:12]}..., but its manifest says {self.sha256[:12]}...; "
                 f"the file is corrupt or was changed: export or download it again")
+
+
+@dataclass(frozen=True)
+class BrokenModel:
+    """A folder in a store that is not a whole model, and why; reported, never fatal to the others."""
+
+    name: str
+    folder: Path
+    reason: str
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
@@ -141,6 +157,60 @@ def _cached_sha256(path: Path) -> str:
     if key not in _SHA_CACHE:
         _SHA_CACHE[key] = sha256_file(path)
     return _SHA_CACHE[key]
+
+
+def check_manifest(name: str, manifest: Any) -> Mapping[str, Any]:
+    """The one schema of ``model.json``; raises ``IntegrityError`` naming the first thing wrong."""
+    def wrong(what: str) -> IntegrityError:
+        return IntegrityError(f"{name}: {MANIFEST_FILE} {what}; export the model again")
+
+    if not isinstance(manifest, dict):
+        raise wrong(f"must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("name") != name:
+        raise wrong(f"names {manifest.get('name')!r}, but its folder is {name!r}")
+    entry = manifest.get("entry")
+    if not isinstance(entry, dict):
+        raise wrong("has no 'entry' object")
+    if entry.get("task") not in TASKS:
+        raise wrong(f"entry.task must be one of {', '.join(TASKS)}, got {entry.get('task')!r}")
+    sha = manifest.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise wrong("has no sha256 of 64 hex digits")
+    size = manifest.get("size_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise wrong(f"size_bytes must be a byte count, got {size!r}")
+    for key in ("metrics", "source"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise wrong(f"'{key}' must be an object, got {type(manifest[key]).__name__}")
+    labels = entry.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise wrong("entry.labels must be a list of strings")
+    return manifest
+
+
+def read_folder(name: str, folder: Path) -> StoredModel:
+    """The model in ``folder``, its manifest checked against the schema and its file present;
+    ``IntegrityError`` with the reason otherwise (the sha256 is checked when the model is loaded)."""
+    manifest_path = folder / MANIFEST_FILE
+    try:
+        text = manifest_path.read_text()
+    except FileNotFoundError:
+        raise IntegrityError(f"{name}: {folder} has no {MANIFEST_FILE} (an interrupted write?); export the model "
+                             "again") from None
+    except OSError as e:
+        raise IntegrityError(f"{name}: cannot read {manifest_path} ({e.strerror}); fix its permissions or export "
+                             "the model again") from None
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise IntegrityError(f"{name}: {manifest_path} is not valid JSON ({e}); export the model again") from None
+    check_manifest(name, manifest)
+    onnx_path = folder / ONNX_FILE
+    if onnx_path.is_dir() or (onnx_path.exists() and not onnx_path.is_file()):
+        raise IntegrityError(f"{name}: {onnx_path} is not a regular file; export the model again")
+    if not onnx_path.exists():
+        raise IntegrityError(f"{name}: {onnx_path} is missing; export the model again")
+    return StoredModel(name, folder, manifest)
 
 
 class Store:
@@ -156,27 +226,63 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({[str(root) for root in self.roots]})"
 
-    def _folders(self) -> Iterator[Path]:
+    def _candidates(self) -> Iterator[tuple[str, Path]]:
+        """(name, folder) for every folder that is, or tries to be, a model; the first root wins."""
         seen: set[str] = set()
         for root in self.roots:
-            if not root.is_dir():
+            try:
+                children = sorted(root.iterdir())
+            except OSError:  # a root that is missing or unreadable holds nothing for us
                 continue
-            for folder in sorted(root.iterdir()):
-                if folder.name in seen or folder.name.startswith(".") or not (folder / MANIFEST_FILE).is_file():
+            for folder in children:
+                if folder.name in seen or not NAME_PATTERN.match(folder.name):
                     continue
-                seen.add(folder.name)
-                yield folder
+                try:
+                    if not folder.is_dir():
+                        continue
+                    looks_like_model = (folder / MANIFEST_FILE).exists() or (folder / ONNX_FILE).exists()
+                except OSError:
+                    looks_like_model = True
+                if not looks_like_model:
+                    try:
+                        looks_like_model = not os.access(folder, os.R_OK | os.X_OK)
+                    except OSError:
+                        looks_like_model = True
+                if looks_like_model:
+                    seen.add(folder.name)
+                    yield folder.name, folder
+
+    def scan(self) -> list[StoredModel | BrokenModel]:
+        """Every model folder: whole ones as ``StoredModel``, the others as ``BrokenModel`` with the reason."""
+        found: list[StoredModel | BrokenModel] = []
+        for name, folder in self._candidates():
+            try:
+                found.append(read_folder(name, folder))
+            except IntegrityError as e:
+                found.append(BrokenModel(name, folder, str(e)))
+            except OSError as e:
+                found.append(BrokenModel(name, folder, f"{name}: cannot read {folder} ({e.strerror})"))
+        return found
+
+    def broken(self) -> list[BrokenModel]:
+        return [m for m in self.scan() if isinstance(m, BrokenModel)]
 
     def find(self, name: str) -> StoredModel | None:
+        """The model, or None when no root holds a folder for it; ``IntegrityError`` when the folder is broken."""
         validate_name(name)
         for root in self.roots:
             folder = root / name
-            if (folder / MANIFEST_FILE).is_file():
+            try:
+                present = folder.is_dir() and ((folder / MANIFEST_FILE).exists() or (folder / ONNX_FILE).exists()
+                                               or not os.access(folder, os.R_OK | os.X_OK))
+            except OSError:
+                present = True
+            if present:
                 try:
-                    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-                except (OSError, json.JSONDecodeError) as e:
-                    raise IntegrityError(f"{name}: cannot read {folder / MANIFEST_FILE} ({e}); export it again") from e
-                return StoredModel(name, folder, manifest)
+                    return read_folder(name, folder)
+                except OSError as e:
+                    raise IntegrityError(f"{name}: cannot read {folder} ({e.strerror}); fix its permissions or "
+                                         "export the model again") from None
         return None
 
     def get(self, name: str) -> StoredModel:
@@ -189,8 +295,8 @@ class Store:
         return stored
 
     def models(self, task: str | None = None) -> list[StoredModel]:
-        found = [self.find(folder.name) for folder in self._folders()]
-        return [m for m in found if m is not None and (task is None or m.task == task)]
+        """The whole models (a broken folder is left out: ``scan`` and ``broken`` report it)."""
+        return [m for m in self.scan() if isinstance(m, StoredModel) and (task is None or m.task == task)]
 
     def names(self, task: str | None = None) -> list[str]:
         return [m.name for m in self.models(task)]
@@ -224,28 +330,88 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # old kernel or a file system without exchange
+    raise OSError(error, os.strerror(error), str(a))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(folder: Path) -> int | None:
+    """The pid in a staging or retired folder's name (``.NAME.staging-PID-xxxx``), if any."""
+    tail = folder.name.rsplit(".", 1)[-1]
+    parts = tail.split("-")
+    return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+
+
+def clean_stale(root: Path, name: str) -> None:
+    """Tidy what killed writers left in ``root`` for ``name``: restore a retired model whose replacement
+    never arrived, and remove staging and retired folders whose writer is gone."""
+    for folder in sorted(root.glob(f".{name}.old-*")):
+        owner = _owner(folder)
+        if owner is not None and owner != os.getpid() and _pid_alive(owner):
+            continue
+        retired = folder / name
+        if not (root / name).exists() and retired.is_dir():
+            os.replace(retired, root / name)  # a kill between the two renames: the old model comes back
+        shutil.rmtree(folder, ignore_errors=True)
+    for folder in root.glob(f".{name}.staging-*"):
+        owner = _owner(folder)
+        if owner is None or (owner != os.getpid() and not _pid_alive(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def install_folder(staging: Path, final: Path) -> None:
+    """Put a complete folder in place of ``final`` in one atomic step; what was there is removed."""
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    if _exchange(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous model
+        return
+    retired = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-{os.getpid()}-"))
+    os.replace(final, retired / final.name)
+    os.replace(staging, final)  # a kill before this line is undone by clean_stale at the next write
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_model_folder(root: Path, name: str) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it replaces ``root/name`` in one rename.
+    """Yield an empty staging folder; on success it replaces ``root/name`` in one atomic swap.
 
     The manifest is written last by the caller, and a folder without a manifest is not a model,
-    so a crash at any point leaves either the old model or none -- never half of a new one.
+    so a kill at any point leaves either the old model or the new one, never half of one.
     """
     validate_name(name)
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.staging-"))
+    clean_stale(root, name)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.staging-{os.getpid()}-"))
     staging.chmod(0o755)  # mkdtemp makes 0700
     try:
         yield staging
-        final = root / name
-        if final.exists():
-            retired = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old-"))
-            os.replace(final, retired / name)
-            os.replace(staging, final)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, final)
+        install_folder(staging, root / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-

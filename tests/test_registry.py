@@ -96,16 +96,16 @@ def test_interrupted_write_leaves_the_old_model(tmp_path):
     def exploding_card(stored):
         raise Boom
 
-    import convzoo.card
+    import convzoo.packaging
 
-    original = convzoo.card.render_card
-    convzoo.card.render_card = exploding_card
+    original = convzoo.packaging.render_card
+    convzoo.packaging.render_card = exploding_card
     try:
         with pytest.raises(Boom):
             write_model(tmp_path, entry, tiny_classifier(1, (28, 28), 10, seed=5), metrics={}, manifest_extra={},
                         source={})
     finally:
-        convzoo.card.render_card = original
+        convzoo.packaging.render_card = original
     again = registry.Store(tmp_path)
     assert again.get("tiny-fashion").sha256 == before
     load_model("tiny-fashion", again)  # still whole and verified

@@ -263,6 +263,16 @@ def broken_store(tiny_store, tmp_path) -> Store:
     shutil.copytree(tiny_store.roots[0], root)
     shutil.copytree(root / "tiny-fashion", root / "tiny-garbled")
     (root / "tiny-garbled" / "model.json").write_text("{not json")
+    for name in ("tiny-list", "tiny-types", "tiny-nomanifest", "tiny-dir"):
+        shutil.copytree(root / "tiny-fashion", root / name)
+        renamed = json.loads((root / name / "model.json").read_text()) | {"name": name}
+        (root / name / "model.json").write_text(json.dumps(renamed))
+    (root / "tiny-list" / "model.json").write_text("[]")
+    typed = json.loads((root / "tiny-types" / "model.json").read_text()) | {"sha256": 123}
+    (root / "tiny-types" / "model.json").write_text(json.dumps(typed))
+    (root / "tiny-nomanifest" / "model.json").unlink()
+    (root / "tiny-dir" / "model.onnx").unlink()
+    (root / "tiny-dir" / "model.onnx").mkdir()
     with open(root / "tiny-cifar" / "model.onnx", "ab") as f:
         f.write(b"tampered")
     (root / "tiny-style" / "model.onnx").unlink()
@@ -280,8 +290,17 @@ def test_broken_models_are_not_ready_with_the_reason_while_others_serve(broken_s
         app.state.pool.loaded.wait(30)
         ready = http.get("/v2/health/ready")
         assert ready.status_code == 400
-        assert set(ready.json()["models"]) == {"tiny-cifar", "tiny-style", "tiny-membranes", "tiny-garbled"}
-        assert "cannot read" in http.get("/v2/models/tiny-garbled/ready").json()["error"]
+        assert set(ready.json()["models"]) == {"tiny-cifar", "tiny-style", "tiny-membranes", "tiny-garbled",
+                                               "tiny-list", "tiny-types", "tiny-nomanifest", "tiny-dir"}
+        assert "not valid JSON" in http.get("/v2/models/tiny-garbled/ready").json()["error"]
+        why = {name: http.get(f"/v1/models/{name}").json() for name in ("tiny-list", "tiny-types", "tiny-nomanifest",
+                                                                         "tiny-dir")}
+        assert all(not item["ready"] for item in why.values())
+        assert "must be a JSON object" in why["tiny-list"]["reason"]
+        assert "sha256" in why["tiny-types"]["reason"]
+        assert "has no model.json" in why["tiny-nomanifest"]["reason"]
+        assert "not a regular file" in why["tiny-dir"]["reason"]
+        assert http.get("/v1/models/tiny-dir/onnx").status_code == 503
         reasons = {name: http.get(f"/v2/models/{name}/ready") for name in ("tiny-cifar", "tiny-style", "tiny-membranes")}
         assert all(r.status_code == 400 for r in reasons.values())
         assert "sha256" in reasons["tiny-cifar"].json()["error"] and "export or download it again" in reasons[

@@ -7,6 +7,7 @@ ran 2-3x faster. The twin is kept only if its test accuracy is within 0.3 points
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import numpy as np
 import onnx
 
 from convzoo import registry
+from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
 from convzoo.evaluation import batch_normalize, evaluate
-from convzoo.packaging import provenance, write_model
-from convzoo.registry import Store, StoredModel
+from convzoo.packaging import provenance, update_manifest, write_model
+from convzoo.registry import Store, StoredModel, clean_stale, install_folder
 from convzoo.runtime import cpu_session, load_model
 
 MAX_ACCURACY_DROP = 0.003
@@ -41,8 +43,6 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
              calibration_images: int = 512, seed: int = 0, write_root: Path | None = None) -> StoredModel:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from convzoo.data.idx import load_split
 
     store = store or Store()
     base = store.get(name)
@@ -75,20 +75,22 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
     root = write_root or base.folder.parent
     quant_info = {"base": name, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                   "MinMax calibration", "calibration_images": calibration_images, "fp32_accuracy": fp32_accuracy}
-    stored = write_model(root, twin_entry, int8, metrics={}, manifest_extra={
-        "quantization": quant_info, "params": base.manifest.get("params"), "macs": base.manifest.get("macs"),
-        "training": base.manifest.get("training", {}), "credit": base.manifest.get("credit", "")},
-        source=provenance(twin_entry, quantized_from=base.sha256), test_data=test_data)
-    metrics = evaluate(twin_entry.name, store=Store(root), data_dir=data_dir)
-    drop = fp32_accuracy - metrics["accuracy"]
-    if drop > MAX_ACCURACY_DROP:
-        import shutil
-
-        shutil.rmtree(stored.folder)
-        raise ConvzooError(f"{twin_entry.name} was not kept: INT8 accuracy {metrics['accuracy']:.4f} is "
-                           f"{drop * 100:.2f} points below FP32 {fp32_accuracy:.4f} (limit {MAX_ACCURACY_DROP * 100:.1f})")
-    from convzoo.packaging import update_manifest
-
-    stored = Store(root).get(twin_entry.name)
-    quant_info = quant_info | {"int8_accuracy": metrics["accuracy"], "accuracy_drop_points": round(drop * 100, 3)}
-    return update_manifest(stored, {"quantization": quant_info})
+    root.mkdir(parents=True, exist_ok=True)
+    # The twin is built, evaluated and finished in a private root beside the store, and enters the store
+    # in one atomic swap only once it has earned its place: a kill or a refusal leaves nothing listed.
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{twin_entry.name}.staging-{os.getpid()}-") as private:
+        stored = write_model(Path(private), twin_entry, int8, metrics={}, manifest_extra={
+            "quantization": quant_info, "params": base.manifest.get("params"), "macs": base.manifest.get("macs"),
+            "training": base.manifest.get("training", {}), "credit": base.manifest.get("credit", "")},
+            source=provenance(twin_entry, quantized_from=base.sha256), test_data=test_data)
+        metrics = evaluate(twin_entry.name, store=Store(private), data_dir=data_dir)
+        drop = fp32_accuracy - metrics["accuracy"]
+        if drop > MAX_ACCURACY_DROP:
+            raise ConvzooError(f"{twin_entry.name} was not kept: INT8 accuracy {metrics['accuracy']:.4f} is "
+                               f"{drop * 100:.2f} points below FP32 {fp32_accuracy:.4f} "
+                               f"(limit {MAX_ACCURACY_DROP * 100:.1f})")
+        quant_info = quant_info | {"int8_accuracy": metrics["accuracy"], "accuracy_drop_points": round(drop * 100, 3)}
+        stored = update_manifest(Store(private).get(twin_entry.name), {"quantization": quant_info})
+        clean_stale(root, twin_entry.name)
+        install_folder(stored.folder, root / twin_entry.name)
+    return Store(root).get(twin_entry.name)

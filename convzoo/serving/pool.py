@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from convzoo.errors import ConvzooError, IntegrityError
-from convzoo.registry import MANIFEST_FILE, Store, StoredModel, validate_name
-from convzoo.types import NAME_PATTERN
+from convzoo.registry import Store, StoredModel, validate_name
 from convzoo.serving.batching import Batcher
 from convzoo.serving.tensors import DATATYPES, ORT_TYPES, TensorSpec
 from convzoo.runtime import MIN_STYLE_SIDE, load_model, run_tiled, shrinking_run_options
@@ -96,16 +95,8 @@ class Served:
 
 
 def store_names(store: Store) -> list[str]:
-    """Every model folder in the store, first root winning; a broken manifest is reported, not fatal."""
-    seen: list[str] = []
-    for root in store.roots:
-        if not Path(root).is_dir():
-            continue
-        for folder in sorted(Path(root).iterdir()):
-            if (NAME_PATTERN.match(folder.name) and folder.name not in seen
-                    and (folder / MANIFEST_FILE).is_file()):
-                seen.append(folder.name)
-    return seen
+    """Every model folder in the store, first root winning; a broken one is listed too, to be reported."""
+    return [model.name for model in store.scan()]
 
 
 def _spec(arg: Any) -> TensorSpec:
