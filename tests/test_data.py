@@ -61,6 +61,18 @@ def test_read_idx_refuses_truncated_and_foreign_files(tmp_path):
         idx.read_idx(tmp_path / "f.idx")
 
 
+@pytest.mark.parametrize("header", [
+    bytes([0, 0, 8, 255]) + b"\x00\x00\x00\x02" * 3,  # 255 dimensions, 12 bytes of them
+    bytes([0, 0, 8, 0]),  # no dimensions
+    bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3,  # a shape whose product overflows int64
+    bytes([0, 0, 13, 2]) + b"\x7f\xff\xff\xff" * 2 + b"\x00" * 16,  # float32, 2**62 values claimed
+], ids=["255 dims", "0 dims", "overflowing shape", "huge float shape"])
+def test_read_idx_refuses_a_lying_header_with_a_sentence(tmp_path, header):
+    (tmp_path / "lying.idx").write_bytes(header)
+    with pytest.raises(DataNotFoundError, match="truncated or corrupt"):
+        idx.read_idx(tmp_path / "lying.idx")
+
+
 def test_finds_fashion_mnist_in_data_dir_env_and_torchvision_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(idx, "DEBIAN_DIR", tmp_path / "no-debian")
     fake_fashion(tmp_path / "plain", gz=False)

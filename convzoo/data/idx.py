@@ -9,6 +9,7 @@ holds the four original ``*-idx?-ubyte.gz`` files).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 
@@ -50,9 +51,12 @@ def read_idx(path: Path | str) -> np.ndarray:
         raise DataNotFoundError(f"{path} is not an idx file (bad magic number); replace the file. {HOW_TO_GET}")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DataNotFoundError(f"{path} claims {ndim} dimensions, which its {len(data)} bytes cannot hold: the file "
+                                f"is truncated or corrupt; replace it. {HOW_TO_GET}")
     shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(DTYPES[data[2]])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python integers: a lying header cannot overflow
     if len(data) != expected:
         raise DataNotFoundError(f"{path} holds {len(data)} bytes but its header promises {expected}: the file is "
                                 f"truncated or corrupt; replace it. {HOW_TO_GET}")
