@@ -187,3 +187,18 @@ def test_fashion_examples_ship_with_their_licence():
     assert all(Image.open(p).size == (28, 28) and Image.open(p).mode == "L" for p in files)
     licence = (EXAMPLES / "LICENSE").read_text()
     assert "Zalando SE" in licence and "MIT" in licence
+
+
+def test_concurrent_identical_calls_all_get_their_answer(app_url, files):
+    """16 identical calls at once, three rounds: identical outputs once shared one cache file that Gradio
+    rewrote while it was being sent, and 1 or 2 calls in 16 came back cut short."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(_: int):
+        label, seen, _info = Client(app_url, verbose=False).predict(
+            "tiny-fashion", handle_file(files["gradient"]), False, api_name="/classify")
+        return label["label"], Image.open(seen).size
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = [answer for _ in range(3) for answer in pool.map(call, range(16))]
+    assert len(answers) == 48 and len(set(answers)) == 1, set(answers)

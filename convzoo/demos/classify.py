@@ -9,10 +9,10 @@ import gradio as gr
 import numpy as np
 
 from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples, open_model_tab, readable_errors,
-                                  safe_image, skimage_photos, tensor_picture)
+                                  safe_image, served_file, skimage_photos, tensor_picture)
 from convzoo.fashionize import fashionize, is_fashion_form
 from convzoo.registry import Store
-from convzoo.runtime import load_model, softmax
+from convzoo.runtime import load_model, softmax, top_k
 
 INTRO = ("**Classify** runs a trained classifier from the model store on your image with ONNX Runtime and shows "
          "its five most probable classes. The picture under the prediction is exactly the tensor the network "
@@ -27,7 +27,7 @@ def fashion_default(store: Store, name: str | None) -> bool:
 
 
 @readable_errors
-def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -> tuple[dict, np.ndarray, str]:
+def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -> tuple[dict, str, str]:
     """Top-5 probabilities, the picture of the preprocessed tensor, and a line with the timing."""
     if not name:
         raise gr.Error("choose a model first")
@@ -41,15 +41,13 @@ def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -
         x = model.preprocess(picture)
     with Timer() as infer:
         logits = model.run(x)
-    probs = softmax(logits)[0]
-    order = np.argsort(-probs)[:5]
-    top5 = {model.labels[i] if i < len(model.labels) else str(i): float(probs[i]) for i in order}
+    top5 = {p.label: p.probability for p in top_k(softmax(logits)[0], model.labels, 5)}
     pre = model.preprocess_spec
     done = ", ".join([*steps, "resized", "normalized"])
     info = (f"Inference {infer.ms:.1f} ms, preprocessing {prep.ms:.1f} ms ({done}). "
             f"Tensor {tuple(x.shape)} float32, values {x.min():.2f}..{x.max():.2f}: "
             f"x = (pixel × {pre.scale:.6g} − mean {list(pre.mean)}) / std {list(pre.std)}.")
-    return top5, tensor_picture(x), info
+    return top5, served_file(tensor_picture(x)), info
 
 
 def classify_if_image(store: Store, name: str, image: Any, use_fashionize: bool = True):

@@ -7,8 +7,12 @@ huge image, an empty sketch, a model missing from the store) reaches the page as
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import io
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -219,6 +223,38 @@ def tensor_picture(x: np.ndarray) -> np.ndarray:
     scaled = (chw - low) / (high - low) if high > low else np.zeros_like(chw)
     pixels = (scaled.transpose(1, 2, 0) * 255).round().astype(np.uint8)
     return enlarge(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+OUTPUTS = CACHE / "outputs"
+KEEP_OUTPUTS = 512  # pictures kept for Gradio to copy; the oldest go first
+
+
+def served_file(picture: Image.Image | np.ndarray) -> str:
+    """An output picture as a PNG named by its content, written once and renamed into place.
+
+    Gradio re-encodes a returned array or PIL image into its cache on every call, at a path named by the
+    content, so two identical calls rewrite the file while it is being sent (a response cut short). A
+    returned path is instead copied into the cache only when the copy does not exist yet, atomically.
+    """
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    data = out.getvalue()
+    path = OUTPUTS / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        OUTPUTS.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=OUTPUTS, suffix=".tmp", delete=False) as f:
+            f.write(data)
+        os.replace(f.name, path)
+        _prune(OUTPUTS, KEEP_OUTPUTS)
+    return str(path)
+
+
+def _prune(folder: Path, keep: int) -> None:
+    files = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    for old in files[:-keep]:
+        with contextlib.suppress(FileNotFoundError):
+            old.unlink()
 
 
 def save_png(image: Image.Image, prefix: str) -> str:

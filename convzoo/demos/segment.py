@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, open_model_tab, readable_errors,
-                                  safe_image, save_png)
+                                  safe_image, save_png, served_file)
 from convzoo.registry import Store
 from convzoo.runtime import load_model
 
@@ -57,7 +57,13 @@ def overlay(image: Any, mask: np.ndarray | None, opacity: float) -> np.ndarray |
 
 
 @readable_errors
-def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[np.ndarray, str, dict, str, np.ndarray]:
+def overlay_file(image: Any, mask: np.ndarray | None, opacity: float) -> str | None:
+    picture = overlay(image, mask, opacity)
+    return None if picture is None else served_file(picture)
+
+
+@readable_errors
+def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[str, str, dict, str, np.ndarray]:
     """Overlay, mask PNG path, class fractions, a timing line, and the mask itself (kept for the slider)."""
     if not name:
         raise gr.Error("choose a model first")
@@ -76,7 +82,7 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
     coloured = labels[:1] if len(labels) == 2 else labels
     info = f"{name}: {mask.shape[1]}x{mask.shape[0]} px in {t.ms:.0f} ms. Coloured: " + ", ".join(
         f"{label} = rgb{tuple(int(c) for c in COLORS[i % len(COLORS)])}" for i, label in enumerate(coloured))
-    return overlay(section, mask, opacity), mask_png, fractions, info, mask
+    return served_file(overlay(section, mask, opacity)), mask_png, fractions, info, mask
 
 
 def tab(store: Store) -> None:
@@ -100,4 +106,4 @@ def tab(store: Store) -> None:
             download = gr.DownloadButton("Download mask PNG", elem_id="segment-download")
     run.click(partial(segment, store), [model, image, opacity], [shown, download, fractions, info, mask_state],
               api_name="segment")
-    opacity.change(readable_errors(overlay), [image, mask_state, opacity], shown, api_name=False)
+    opacity.change(overlay_file, [image, mask_state, opacity], shown, api_name=False)

@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, open_model_tab, readable_errors,
-                                  safe_image, save_png, skimage_photos)
+                                  safe_image, save_png, served_file, skimage_photos)
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
 from convzoo.runtime import load_model
@@ -55,7 +55,7 @@ def gallery_items(names: list[str], in_store: list[str]) -> list[tuple[str, str]
 
 @readable_errors
 def stylize(store: Store, name: str, image: Any, strength: float = 1.0,
-            max_side: int = 512) -> tuple[Image.Image, str, str]:
+            max_side: int = 512) -> tuple[str, str, str]:
     """The stylised image blended with the original by ``strength``, a line with the time, and a PNG path."""
     if not name:
         raise gr.Error("choose a style first")
@@ -71,7 +71,7 @@ def stylize(store: Store, name: str, image: Any, strength: float = 1.0,
     out = Image.blend(original, styled, strength) if strength < 1.0 else styled
     info = (f"{name}: {styled.width}x{styled.height} px in {t.ms:.0f} ms on {model.session.get_providers()[0]}"
             f" (strength {strength:.0%}).")
-    return out, info, save_png(out, f"{name}-")
+    return served_file(out), info, save_png(out, f"{name}-")
 
 
 def pick_from_gallery(store: Store, names: list[str], index: int | None) -> str:
