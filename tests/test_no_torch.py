@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 pytestmark = pytest.mark.slow  # runs subprocesses with torch made unimportable
 
 ROOT = Path(__file__).resolve().parent.parent
