@@ -1,4 +1,23 @@
-def test_app_page_loads_in_chromium(app_url, page, artifacts):
+"""The app's frame in a real browser: the page loads, shows its version and every tab of ``TABS`` in order,
+and no error toast appears on the way."""
+
+import pytest
+from PIL import Image
+
+from convzoo import __version__
+from convzoo.demos.app import TABS
+
+pytestmark = pytest.mark.browser
+
+
+def test_app_page_shows_every_tab_and_no_error(app_url, page, artifacts):
     page.goto(app_url)
-    page.get_by_text("convzoo").first.wait_for()
-    page.screenshot(path=str(artifacts / "app-frame.png"))
+    page.get_by_text(f"convzoo {__version__}").first.wait_for()
+    assert page.title() == "convzoo"
+    tabs = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]  # the frame's, and tabs inside tabs
+    positions = [tabs.index(title) for title, _ in TABS]
+    assert positions == sorted(positions), tabs
+    assert page.locator(".toast-body.error").count() == 0
+    shot = artifacts / "app-frame.png"
+    page.screenshot(path=str(shot))
+    assert Image.open(shot).size == (1280, 1000)

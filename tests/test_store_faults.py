@@ -229,3 +229,12 @@ def test_a_retired_model_whose_replacement_never_arrived_is_restored(tiny_store,
     registry.clean_stale(root, "tiny-fashion")
     assert Store(root).get("tiny-fashion").sha256 == before
     assert stale(root) == []
+
+
+def test_the_app_builds_and_offers_the_whole_models_beside_broken_folders(store_with_broken_folders):
+    from convzoo.demos.app import build_app
+    from convzoo.demos.common import model_choices
+
+    build_app(store_with_broken_folders)  # a broken folder never stops the demo
+    offered = {value for _, value in model_choices(store_with_broken_folders, "classification")}
+    assert offered == {"tiny-fashion", "tiny-cifar"}
