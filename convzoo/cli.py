@@ -11,39 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from convzoo import __version__, registry
+from convzoo import __version__, catalogue, registry
 from convzoo.errors import ConvzooError
 
 
 def _store(args: argparse.Namespace) -> registry.Store:
     return registry.Store(args.store) if getattr(args, "store", None) else registry.Store()
-
-
-def _human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "-"
-
-
-def _count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.2f}{suffix}"
-    return str(n)
-
-
-def headline_metric(metrics: dict) -> str:
-    for key in ("accuracy", "pixel_error", "dice"):
-        if key in metrics:
-            value = metrics[key]
-            return f"{key.replace('_', ' ')} {value:.4f}" if key != "accuracy" else f"{value:.4f}"
-    return "-"
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -52,24 +25,19 @@ def cmd_list(args: argparse.Namespace) -> None:
 
     store = _store(args)
     table = Table(title=f"convzoo {__version__}: models (store: {', '.join(map(str, store.roots))})")
-    for column in ("name", "task", "dataset", "params", "MACs", "in store", "accuracy", "ONNX size", "sha256"):
+    for column in catalogue.COLUMNS:
         table.add_column(column, justify="right" if column in ("params", "MACs", "ONNX size") else "left")
-    broken = {model.name: model for model in store.broken()}
-    for entry in registry.entries(args.task):
-        if entry.name in broken:
-            table.add_row(entry.name, entry.task, entry.dataset, _count(entry.params), _count(entry.macs),
-                          "[red]broken[/red]", "-", "-", "-")
-            continue
-        stored = store.find(entry.name)
-        table.add_row(entry.name, entry.task, entry.dataset, _count(entry.params), _count(entry.macs),
-                      "yes" if stored else "no",
-                      headline_metric(dict(stored.metrics)) if stored else "-",
-                      _human_size(stored.size_bytes) if stored and stored.onnx_path.is_file() else "-",
-                      stored.sha256[:12] if stored else "-")
+    rows = catalogue.rows(store, args.task)
+    for row in rows:
+        cells = row.cells()
+        if row.state == "broken":
+            cells[-1] = "[red]broken[/red]"
+        table.add_row(*cells)
     console = Console(width=200)
     console.print(table)
-    for model in broken.values():  # each with its reason; the others above are usable
-        console.print(f"[red]broken:[/red] {model.folder}: {model.reason}", markup=True, highlight=False)
+    for row in rows:  # each broken folder with its reason; the others above are usable
+        if row.state == "broken":
+            console.print(f"[red]broken:[/red] {row.reason}", markup=True, highlight=False)
 
 
 def cmd_info(args: argparse.Namespace) -> None:

@@ -23,7 +23,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from convzoo import registry
+from convzoo import catalogue, registry
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store, StoredModel
 from convzoo.runtime import MAX_PIXELS, to_rgb_or_gray
@@ -144,27 +144,11 @@ def sketch_image(value: dict) -> Image.Image:
 # models
 
 
-def accuracy_of(stored: StoredModel) -> float | None:
-    metrics = stored.metrics
-    for key in ("accuracy", "top1", "test_accuracy", "dice"):
-        if isinstance(metrics.get(key), (int, float)):
-            return float(metrics[key])
-    return None
-
-
-def file_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    return f"{size / 2**10:.1f} KiB" if size < 2**20 else f"{size / 2**20:.2f} MiB"
-
-
 def model_choice(stored: StoredModel) -> tuple[str, str]:
-    """``(label, name)`` for a dropdown: the name with its accuracy and ONNX size."""
-    acc = accuracy_of(stored)
-    metric = "Dice" if stored.task == "segmentation" else "acc"
-    quality = f"{metric} {acc:.1%}" if acc is not None else "not evaluated"
-    size = stored.manifest.get("size_bytes") or (stored.size_bytes if stored.onnx_path.exists() else 0)
-    return f"{stored.name} · {quality} · {file_size(size)}", stored.name
+    """``(label, name)`` for a dropdown: the name with its headline metric and ONNX size."""
+    headline = catalogue.headline_metric(dict(stored.metrics))
+    quality = f"{'acc' if headline[0] == 'accuracy' else headline[0]} {headline[1]:.1%}" if headline else "not evaluated"
+    return f"{stored.name} · {quality} · {catalogue.human_size(stored.manifest.get('size_bytes'))}", stored.name
 
 
 def model_choices(store: Store, task: str) -> list[tuple[str, str]]:

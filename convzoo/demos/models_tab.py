@@ -7,43 +7,22 @@ from typing import Any
 
 import gradio as gr
 
-from convzoo import registry
+from convzoo import catalogue, registry
 from convzoo.card import ten_lines
-from convzoo.demos.common import accuracy_of, file_size, intro, readable_errors
-from convzoo.errors import ConvzooError
+from convzoo.demos.common import intro, readable_errors
 from convzoo.registry import Store, StoredModel
 
 INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each: "
          "accuracy (Dice for segmentation), ONNX file size and sha256. Choose one to read its model card, "
          "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own "
          "metadata.")
-COLUMNS = ["name", "task", "dataset", "params", "MACs", "accuracy", "ONNX size", "sha256", "in store"]
-
-
-def _count(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else "-"
+COLUMNS = list(catalogue.COLUMNS)
 
 
 def rows(store: Store) -> list[list[str]]:
-    """One row per registry entry and per stored model the registry does not name (a user's own export)."""
-    stored = {}
-    try:
-        stored = {m.name: m for m in store.models()}
-    except ConvzooError as e:
-        gr.Warning(f"part of the store could not be read: {e}")
-    table = []
-    entries = {e.name: e.to_json() for e in registry.entries()}
-    for name in [*entries, *(n for n in stored if n not in entries)]:
-        m = stored.get(name)
-        entry = m.manifest["entry"] if m else entries[name]
-        acc = accuracy_of(m) if m else None
-        size = m.manifest.get("size_bytes") if m else None
-        params = entry.get("params") or (m and m.manifest.get("params"))
-        macs = entry.get("macs") or (m and m.manifest.get("macs"))
-        table.append([name, entry["task"], entry["dataset"], _count(params), _count(macs),
-                      f"{acc:.4f}" if acc is not None else "-", file_size(size),
-                      m.sha256[:12] if m else "-", "yes" if m else "no"])
-    return sorted(table, key=lambda row: row[-1] != "yes")  # what can be run and downloaded first, then the rest
+    """One row per registry entry and per stored model the registry does not name (a user's own export),
+    the same rows as `convzoo list`; what can be run and downloaded first."""
+    return [row.cells() for row in catalogue.rows(store)]
 
 
 def _strip_front_matter(card: str) -> str:

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import struct
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,7 +21,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image, UnidentifiedImageError
 
+from convzoo import catalogue
 from convzoo.errors import ConvzooError
+from convzoo.registry import BrokenModel
 from convzoo.runtime import segment_tiled, softmax, top_k
 from convzoo.serving.kserve import ERRORS, lookup, require_ready, reservation_of, run_batch
 from convzoo.serving.limits import Limits
@@ -116,16 +119,17 @@ def mask_image(classes: np.ndarray) -> Image.Image:
 
 
 def catalogue_entry(served: Served) -> dict:
+    """The catalogue row (``convzoo.catalogue``, as `convzoo list` shows it) with what this server makes of it."""
     stored = served.stored
-    manifest = stored.manifest if stored is not None else {}
-    entry = manifest.get("entry", {})
-    item = {"name": served.name, "task": served.task, "ready": served.ready, "state": served.state,
-            "labels": list(served.model.labels) if served.model is not None else list(entry.get("labels", [])),
-            "metrics": manifest.get("metrics", {}), "sha256": manifest.get("sha256"),
-            "size_bytes": manifest.get("size_bytes"), "dataset": entry.get("dataset"),
-            "preprocess": entry.get("preprocess"), "paper": entry.get("paper"), "year": entry.get("year"),
-            "links": {"predict": f"/v1/models/{served.name}/predict", "onnx": f"/v1/models/{served.name}/onnx",
-                      "infer": f"/v2/models/{served.name}/infer"}}
+    entry = stored.manifest.get("entry", {}) if stored is not None else {}
+    found = stored if stored is not None or served.state != "failed" else BrokenModel(served.name, Path(),
+                                                                                          served.reason)
+    item = catalogue.row(served.name, found).to_json() | {
+        "task": served.task or "-", "ready": served.ready, "state": served.state,
+        "labels": list(served.model.labels) if served.model is not None else list(entry.get("labels", [])),
+        "preprocess": entry.get("preprocess"), "paper": entry.get("paper"), "year": entry.get("year"),
+        "links": {"predict": f"/v1/models/{served.name}/predict", "onnx": f"/v1/models/{served.name}/onnx",
+                  "infer": f"/v2/models/{served.name}/infer"}}
     if not served.ready:
         item["reason"] = served.reason
     return item
