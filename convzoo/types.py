@@ -141,6 +141,78 @@ class Recipe:
         return data
 
 
+# ----------------------------------------------------------------------------------------------
+# typed training options: one frozen record per task; a key it does not know is refused
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Options every task's training takes."""
+
+    deterministic: bool = False  # deterministic kernels everywhere (a real cost on CUDA)
+    compile: bool = False  # torch.compile the model
+    checkpoint_every: int | None = None  # steps between mid-run last.pt saves (None: the task's default)
+    val_seed: int = 0  # which training images are held out for validation
+
+
+@dataclass(frozen=True)
+class ClassifierOptions(TrainingOptions):
+    warmup: float = 0.25  # one-cycle's warm-up, as a fraction of all steps (its pct_start)
+    crop_padding: int | None = None  # random crop's padding in pixels (None: 1/8 of the side)
+    flip_p: float = 0.5
+    erase_p: float = 0.5
+
+
+@dataclass(frozen=True)
+class SegmentationOptions(TrainingOptions):
+    loss: str = "weighted_ce"  # weighted_ce, dice, or weighted_ce+dice
+    membrane_weight: float = 1.0  # class 0's weight in the cross-entropy
+    steps_per_epoch: int = 50
+    tile: int = 256  # side of the training tiles
+    warmup_steps: int | None = None  # linear warm-up before the cosine (None: 5 % of the steps, at most 100)
+    synthetic_size: int = 128  # side of the procedurally made sections of offline smoke runs
+
+
+@dataclass(frozen=True)
+class StyleOptions(TrainingOptions):
+    style_image: str = ""  # a painting under shared/data/styles, or a path
+    image_size: int = 256  # side of the content crops
+    style_size: int = 512  # longer side of the style image
+    steps: int = 2000  # per epoch
+    log_every: int = 100
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 0.0  # total variation: smoothness of the output
+    loss_network: str = "auto"  # vgg16 (torchvision's ImageNet weights), random-vgg, or auto (vgg16 when cached)
+    loss_weights: str | None = None  # a file holding torchvision's VGG-16 state dict
+    loss_seed: int = 0  # the random loss network's seed
+
+
+OPTIONS_OF_TASK: dict[str, type[TrainingOptions]] = {
+    "classification": ClassifierOptions, "segmentation": SegmentationOptions, "style": StyleOptions}
+_OPTION_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def training_options(task: str, options: Mapping[str, Any], where: str = "recipe") -> TrainingOptions:
+    """``options`` as the task's typed record; an unknown (misspelt) key or a wrong type is an ``EntryError``."""
+    kind = OPTIONS_OF_TASK[task]
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(options) - set(fields))
+    _require(not unknown, where, f"unknown {task} option(s) {unknown}; the known ones are {sorted(fields)}")
+    values = {}
+    for key, value in options.items():
+        annotation = str(fields[key].type)
+        allowed = next((types for name, types in _OPTION_TYPES.items() if annotation.startswith(name)), None)
+        if value is None:
+            _require("None" in annotation, where, f"option {key} cannot be None")
+        elif allowed is not None:
+            _require(isinstance(value, allowed) and (bool not in allowed or type(value) is bool)
+                     and (allowed == (bool,) or not isinstance(value, bool)), where,
+                     f"option {key} must be {annotation.split(' ')[0]}, got {value!r}")
+        values[key] = value
+    return kind(**values)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the zoo: what it is, what it eats, what it says, and how it is trained."""
@@ -182,6 +254,7 @@ class ModelEntry:
                      "labels must be two or more distinct names: their number sizes the head")
         _require((self.quantization is None) == (self.base is None), where,
                  "an INT8 twin names its base, and only a twin does")
+        training_options(self.task, self.recipe.options, f"{where}, recipe")
 
     @property
     def in_channels(self) -> int:

@@ -16,7 +16,9 @@ from convzoo.data.membranes import read_sections, read_test_images, synthetic_se
 from convzoo.errors import ConvzooError, DataNotFoundError
 from convzoo.packaging import write_model
 from convzoo.runtime import OnnxModel, load_model, softmax
-from convzoo.segmentation_eval import dice, evaluate_segmentation, pixel_error, rand_error, segment_tiled
+from convzoo.runtime import segment_tiled
+from convzoo.segmentation_eval import evaluate_segmentation
+from convzoo.segmentation_metrics import dice, pixel_error, rand_error
 
 torch.set_num_threads(1)
 

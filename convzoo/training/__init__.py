@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convzoo.types import ModelEntry, Recipe
+from convzoo.types import ModelEntry, Recipe, training_options
 
 
 def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | str | None = None,
@@ -18,6 +18,7 @@ def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | s
           download: bool = False) -> Path:
     """Train ``entry`` with ``recipe`` (default: the entry's own); returns the best checkpoint's path."""
     recipe = recipe or entry.recipe
+    training_options(entry.task, recipe.options)  # a misspelt option in a custom recipe is refused, not ignored
     if entry.task == "segmentation":
         from convzoo.training.segmentation import train_segmentation
 

@@ -13,11 +13,9 @@ would have been -- a killed and resumed CPU run ends with the weights of an unin
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,43 +28,11 @@ from convzoo.data.fashion_mnist import ClassificationData, epoch_batches
 from convzoo.data.transforms import Augment, normalize
 from convzoo.errors import ConvzooError
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints, curves, distributed
+from convzoo.training import checkpoints, curves, distributed, skeleton
 
 LOG_EVERY = 25  # steps between progress-bar refreshes, the only per-step host syncs
 CHECKPOINT_SECONDS = 300.0  # mid-epoch last.pt at most this often, unless options["checkpoint_every"] (steps)
 AUX_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers' loss weight (Szegedy et al. 2014, section 5)
-
-
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    # No weight decay on biases and norm scales: decaying them only fights the normalisation.
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": recipe.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
-    raise ConvzooError(f"unknown optimizer {recipe.optimizer!r}; use sgd, adamw or adam")
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,
-                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    if recipe.schedule == "onecycle":  # Smith & Topin 2017: warm up to lr, anneal to ~0
-        momentum = recipe.optimizer != "sgd" or recipe.momentum > 0
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total_steps,
-                                                   pct_start=float(recipe.options.get("warmup", 0.25)),
-                                                   cycle_momentum=momentum)
-    if recipe.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if recipe.schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    raise ConvzooError(f"unknown schedule {recipe.schedule!r}; use onecycle, cosine or constant")
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1)
 
 
 def classification_loss(output: Any, labels: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,12 +45,6 @@ def classification_loss(output: Any, labels: torch.Tensor, smoothing: float) -> 
     for extra in aux:
         loss = loss + AUX_WEIGHT * F.cross_entropy(extra, labels, label_smoothing=smoothing)
     return loss, logits
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.inference_mode()
@@ -102,7 +62,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, entry
         y = labels[start:start + batch_size]
         if context.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(context.device):
+        with skeleton.autocast(context.device):
             logits = model(x)
         logits = logits[0] if isinstance(logits, (tuple, list)) else logits
         sums += torch.stack([F.cross_entropy(logits.float(), y, reduction="sum").double(),
@@ -115,47 +75,12 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, entry
     return {"loss": loss / count, "accuracy": correct / count}
 
 
-@contextlib.contextmanager
-def _kernels(device: torch.device, deterministic: bool) -> Iterator[None]:
-    """cudnn.benchmark and TF32 on CUDA (the fastest kernels); deterministic kernels only when asked.
-
-    On the CPU the kernels these CNNs use are already deterministic for a fixed thread count (a test
-    trains twice and compares weights bit for bit), and ``torch.use_deterministic_algorithms`` is not
-    cheap there: it imports torch._inductor, seconds per process. ``options["deterministic"]`` turns
-    it on anywhere (on CUDA at a real cost in speed).
-    """
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if not deterministic:
-        yield
-        return
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
-def _check_resumable(state: dict[str, Any], entry: ModelEntry, recipe: Recipe, path: Path) -> None:
-    if state.get("entry") != entry.name:
-        raise ConvzooError(f"{path} belongs to {state.get('entry')!r}, not {entry.name!r}; pick another --out")
-    saved, given = state["recipe"], recipe.to_json()
-    changed = sorted(key for key in set(saved) | set(given) if saved.get(key) != given.get(key))
-    if changed:
-        diffs = ", ".join(f"{key}: {saved.get(key)!r} in the run, {given.get(key)!r} now" for key in changed)
-        raise ConvzooError(f"cannot resume {path}: the recipe differs ({diffs}); resume with the run's settings, "
-                           f"or start a new run without --resume (or in another --out)")
-
-
 def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir: Path | str = "runs",
         device: str | torch.device = "auto", resume: bool = False, max_steps: int | None = None) -> Path:
     """Train ``entry``'s architecture on ``data``; returns ``out_dir/<name>/best.pt`` (best validation accuracy)."""
     context = distributed.setup(device)
     try:
-        with _kernels(context.device, bool(recipe.options.get("deterministic", False))):
+        with skeleton.kernels(context.device, skeleton.options(entry, recipe)):
             return _fit(entry, recipe, data, Path(out_dir) / entry.name, context, resume, max_steps)
     finally:
         distributed.teardown(context)
@@ -168,19 +93,11 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
     device, main = context.device, context.is_main
     cuda = device.type == "cuda"
     augment = Augment(recipe.augment, entry.preprocess, recipe.options)
+    opts = skeleton.options(entry, recipe)
     if recipe.batch_size < context.world_size:
         raise ConvzooError(f"batch size {recipe.batch_size} is smaller than the {context.world_size} processes")
     best_path, last_path = run_dir / checkpoints.BEST, run_dir / checkpoints.LAST
-
-    state: dict[str, Any] | None = None
-    if resume and last_path.is_file():
-        state = checkpoints.load(last_path)
-        _check_resumable(state, entry, recipe, last_path)
-    elif resume and main:
-        print(f"convzoo: nothing to resume in {run_dir}; starting a new run", file=sys.stderr)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints.remove_stale_temporaries(run_dir)
+    state = skeleton.start_run(run_dir, entry, recipe, resume, main)
     distributed.barrier(context)
 
     data = data.to(device)
@@ -194,10 +111,10 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
         model.load_state_dict(state["model"])
     model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     trained = distributed.wrap(model, context)
-    if recipe.options.get("compile"):
+    if opts.compile:
         trained = torch.compile(trained)
-    optimizer = make_optimizer(model, recipe)
-    scheduler = make_scheduler(optimizer, recipe, total_steps)
+    optimizer = skeleton.make_optimizer(model, recipe)
+    scheduler = skeleton.make_scheduler(optimizer, recipe, total_steps)
 
     epoch, batch, step, seconds = 0, 0, 0, 0.0
     history: list[dict[str, Any]] = []
@@ -224,7 +141,7 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
         return best_path
 
     started = time.perf_counter()
-    checkpoint_every = recipe.options.get("checkpoint_every")
+    checkpoint_every = opts.checkpoint_every
     last_save = started
 
     def payload(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -241,16 +158,15 @@ def _fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, run_dir: P
         order = epoch_batches(n_train, recipe.batch_size, seed=recipe.seed, epoch=epoch, device=device)
         trained.train()
         epoch_started, epoch_images = time.perf_counter(), 0
-        bar = tqdm(total=len(order), initial=batch, desc=f"{entry.name} {epoch + 1}/{recipe.epochs}",
-                   disable=not main, file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=1.0)
+        bar = skeleton.progress(len(order), batch, f"{entry.name} {epoch + 1}/{recipe.epochs}", "batch", main)
         while batch < len(order):
-            torch.manual_seed(step_seed(recipe.seed, context.rank, step))  # augmentation and dropout of this step
+            torch.manual_seed(skeleton.step_seed(recipe.seed, context.rank, step))  # augmentation and dropout of this step
             indices = order[batch, context.rank::context.world_size]
             x = augment(data.train_images[indices], torch.default_generator if not cuda else _cuda_generator(device))
             y = data.train_labels[indices]
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
+            with skeleton.autocast(device):
                 loss, logits = classification_loss(trained(x), y, recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

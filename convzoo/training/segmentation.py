@@ -14,7 +14,6 @@ cross-entropy), ``warmup_steps``.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.data.augment_seg import check_ops, sample_tiles
+from convzoo.data.transforms import normalize
 from convzoo.data.membranes import Sections, read_sections, synthetic_sections
 from convzoo.errors import ConvzooError
 from convzoo.models import build
 from convzoo.registry import atomic_write_json
+from convzoo.segmentation_metrics import score
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints
+from convzoo.training import checkpoints, skeleton
 from convzoo.training.distributed import resolve_device
 
 LOSS_TERMS = ("ce", "weighted_ce", "dice")
@@ -115,27 +116,6 @@ def load_sections(data_dir: str | Path | None, recipe: Recipe) -> tuple[Sections
     return sections.split(recipe.val_split)
 
 
-def _schedule(recipe: Recipe, total_steps: int, warmup: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if recipe.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress))  # cosine; "onecycle" is warm-up + cosine here too
-
-    return factor
-
-
-def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay, nesterov=True)
-    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    fused = next(model.parameters()).device.type == "cuda"  # one kernel for all parameters
-    return cls(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
-
-
 def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
                        out_dir: str | Path = "runs", device: str = "auto", resume: bool = False,
                        max_steps: int | None = None) -> Path:
@@ -144,52 +124,46 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
     ``data_dir``: a folder of image/label pairs (default: the ISBI 2012 sections), or
     ``"synthetic"`` for procedurally made ones (offline smoke runs).
     """
-    from tqdm.auto import tqdm
-
     ops = check_ops(recipe.augment)
-    terms = loss_terms(str(recipe.options.get("loss", "weighted_ce")))
-    membrane_weight = float(recipe.options.get("membrane_weight", 1.0))
-    steps_per_epoch = int(recipe.options.get("steps_per_epoch", 50))
+    opts = skeleton.options(entry, recipe)
+    terms = loss_terms(opts.loss)
     dev = resolve_device(device)
     torch.manual_seed(recipe.seed)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    train_set, val_set = load_sections(data_dir, recipe)
-
     run_dir = Path(out_dir) / entry.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints.remove_stale_temporaries(run_dir)
-    pre = entry.preprocess
+    state = skeleton.start_run(run_dir, entry, recipe, resume, map_location=dev)
+    with skeleton.kernels(dev, opts):
+        return _train(entry, recipe, opts, ops, terms, data_dir, run_dir, dev, state, max_steps)
 
-    def normalize(x01: torch.Tensor) -> torch.Tensor:  # pixels/255 -> the model's input, as runtime.normalize
-        return (x01 * (255 * pre.scale) - pre.mean[0]) / pre.std[0]
 
+def _train(entry: ModelEntry, recipe: Recipe, opts, ops, terms, data_dir, run_dir: Path, dev: torch.device,
+           state: dict[str, Any] | None, max_steps: int | None) -> Path:
+    train_set, val_set = load_sections(data_dir, recipe)
     images = torch.from_numpy(train_set.images).to(dev)[:, None].float() / 255
     labels = torch.from_numpy(train_set.labels).to(dev)
-    val_images = normalize(torch.from_numpy(val_set.images).to(dev)[:, None].float() / 255)
+    val_images = normalize(torch.from_numpy(val_set.images).to(dev)[:, None].float(), entry.preprocess)
     val_labels = torch.from_numpy(val_set.labels).to(dev)
 
     model = build(entry).to(dev)
     multiple = getattr(model, "size_multiple", 1)
     side = min(images.shape[-2:])
-    tile = min(int(recipe.options.get("tile", 256)), max(multiple, side // multiple * multiple))
+    tile = min(opts.tile, max(multiple, side // multiple * multiple))
     if getattr(model, "padding", "same") == "valid":
         tile = model.valid_input_size(tile)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, recipe)
+    optimizer = skeleton.make_optimizer(model, recipe)
+    steps_per_epoch = opts.steps_per_epoch
     total_steps = recipe.epochs * steps_per_epoch
-    warmup = int(recipe.options.get("warmup_steps", min(100, max(1, total_steps // 20))))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe, total_steps, warmup))
+    warmup = opts.warmup_steps if opts.warmup_steps is not None else min(100, max(1, total_steps // 20))
+    scheduler = skeleton.make_scheduler(optimizer, recipe, total_steps, warmup)
     generator = torch.Generator(device=dev).manual_seed(recipe.seed)
 
-    def autocast():  # bf16 on CUDA: no loss scaling needed; CPU stays fp32
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    def autocast():
+        return skeleton.autocast(dev)
 
     epoch, step, seconds, rows, best_error = 0, 0, 0.0, [], float("inf")
     last_path, best_path = run_dir / checkpoints.LAST, run_dir / checkpoints.BEST
-    if resume and last_path.is_file():
-        state = checkpoints.load(last_path, map_location=dev)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -209,7 +183,7 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
         return state
 
     limit = min(total_steps, max_steps) if max_steps else total_steps
-    bar = tqdm(total=limit, initial=min(step, limit), desc=entry.name, unit="step", dynamic_ncols=True)
+    bar = skeleton.progress(limit, step, entry.name)
     model.train()
     while epoch < recipe.epochs and step < limit:
         started = time.perf_counter()
@@ -217,14 +191,14 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
         steps_run = 0
         while steps_run < steps_per_epoch and step < limit:
             x, y = sample_tiles(images, labels, recipe.batch_size, tile, ops, generator)
-            x = normalize(x)
+            x = normalize(x * 255, entry.preprocess)  # the tiles come as pixels / 255
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast():
                 logits = model(x)
             if logits.shape[-2:] != y.shape[-2:]:  # valid padding: the label of the output's centre
                 y = _center_crop(y, *logits.shape[-2:])
-            loss = segmentation_loss(logits, y, terms, membrane_weight)
+            loss = segmentation_loss(logits, y, terms, opts.membrane_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -244,8 +218,6 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
                    "tiles_per_second": round(rate, 1)}
         if result["val_pixel_error"] < best_error:
             best_error = result["val_pixel_error"]
-            from convzoo.segmentation_eval import score
-
             rand = score(list(result["prediction"].numpy()), list(val_set.labels))
             metrics.update(val_rand_error=rand["rand_error"])
             checkpoints.save(best_path, payload(metrics, with_optimizer=False))

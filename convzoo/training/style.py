@@ -36,7 +36,7 @@ from convzoo.errors import ConvzooError, DataNotFoundError
 from convzoo.models import build
 from convzoo.registry import atomic_write_bytes, atomic_write_json
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints
+from convzoo.training import checkpoints, skeleton
 from convzoo.training.distributed import resolve_device
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "styles"
@@ -228,44 +228,42 @@ def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | Non
                 max_steps: int | None = None) -> Path:
     """Train a style network; returns ``out_dir/NAME/best.pt`` (the final weights: there is no validation
     metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones)."""
-    from tqdm.auto import tqdm
-
-    options = dict(recipe.options)
-    if "style_image" not in options:
+    opts = skeleton.options(entry, recipe)
+    if not opts.style_image:
         raise ConvzooError(f"{entry.name}: its recipe names no style_image")
-    size = int(options.get("image_size", 256))
-    steps = int(options.get("steps", 2000)) * max(1, recipe.epochs)
-    log_every = max(1, int(options.get("log_every", 100)))
-    checkpoint_every = max(1, int(options.get("checkpoint_every", 500)))
     dev = resolve_device(device)
     torch.manual_seed(recipe.seed)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    run_dir = Path(out_dir) / entry.name
+    state = skeleton.start_run(run_dir, entry, recipe, resume, map_location=dev)
+    with skeleton.kernels(dev, opts):
+        return _train(entry, recipe, opts, data_dir, run_dir, dev, state, max_steps)
 
+
+def _train(entry: ModelEntry, recipe: Recipe, opts, data_dir, run_dir: Path, dev: torch.device,
+           state: dict[str, Any] | None, max_steps: int | None) -> Path:
+    size = opts.image_size
+    steps = opts.steps * max(1, recipe.epochs)
+    log_every = max(1, opts.log_every)
+    checkpoint_every = max(1, opts.checkpoint_every or 500)
     train_photos, held_photos = content_photos(data_dir)
     sampler = CropSampler(train_photos, size, dev)
-    style = load_style(options["style_image"], int(options.get("style_size", 512))).to(dev)
-    network = loss_network(options).to(dev)
+    style = load_style(opts.style_image, opts.style_size).to(dev)
+    network = loss_network(recipe.options).to(dev)
     channels_last = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
     network = network.to(memory_format=channels_last)
-    criterion = PerceptualLoss(network, style, float(options.get("content_weight", 1.0)),
-                               float(options.get("style_weight", 5.0)), float(options.get("tv_weight", 0.0)))
+    criterion = PerceptualLoss(network, style, opts.content_weight, opts.style_weight, opts.tv_weight)
     model = build(entry).to(dev).to(memory_format=channels_last)
-    optimizer = (torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam)(
-        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=dev.type == "cuda")
+    optimizer = skeleton.make_optimizer(model, recipe)
+    scheduler = skeleton.make_scheduler(optimizer, recipe, steps)
     generator = torch.Generator(device=dev).manual_seed(recipe.seed)
 
-    run_dir = Path(out_dir) / entry.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints.remove_stale_temporaries(run_dir)
     last_path, best_path = run_dir / checkpoints.LAST, run_dir / checkpoints.BEST
     step, seconds, rows = 0, 0.0, []
-    if resume and last_path.is_file():
-        state = checkpoints.load(last_path, map_location=dev)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["rng"].cpu())
         step, seconds, rows = state["step"], state["seconds"], list(state.get("history", []))
     machine = checkpoints.machine(dev)
@@ -275,22 +273,24 @@ def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | Non
                  "epoch": 1 if step >= steps else 0, "step": step, "metrics": metrics, "seconds": seconds,
                  "device": str(dev), "machine": machine}
         if with_optimizer:
-            state.update(optimizer=optimizer.state_dict(), rng=generator.get_state(), history=rows)
+            state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=generator.get_state(),
+                         history=rows)
         return state
 
     limit = min(steps, max_steps) if max_steps else steps
-    bar = tqdm(total=limit, initial=min(step, limit), desc=entry.name, unit="step", dynamic_ncols=True)
+    bar = skeleton.progress(limit, step, entry.name)
     sums = torch.zeros(3, device=dev)
     window, started = 0, time.perf_counter()
     model.train()
     while step < limit:
         content = sampler.sample(recipe.batch_size, generator).contiguous(memory_format=channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with skeleton.autocast(dev):
             output = model(content)
             losses = criterion(output, content)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
+        scheduler.step()
         sums += torch.stack([losses["loss"].detach(), losses["content"].detach(), losses["style"].detach()])
         step += 1
         window += 1
