@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
+from convzoo.errors import ConvzooError
 from gradio_client import Client, handle_file
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -271,3 +273,22 @@ def test_app_image_view_and_inside_through_gradio_client(client, tmp_path):
     filters, layer1, layer2, info = client.predict("tiny-fashion", handle_file(str(path)), api_name="/inside_cnn")
     assert Image.open(filters).width > 50 and Image.open(layer1).width > 50 and layer2 is None
     assert "tiny-fashion" in info and "8 filters of 3x3" in info
+
+
+def test_a_layer_is_read_from_the_ui_values_in_one_place():
+    values = [3, A, B, C, D, "1", "2", "3", "4", 1, 0, 1, True, "max", 2, 2]
+    layer = playground.Layer.from_values(values)
+    assert len(layer.filters) == 3 and layer.biases == ("1", "2", "3") and layer.settings.relu
+    with pytest.raises(ConvzooError, match="described by"):
+        playground.Layer.from_values(values[:-1])
+    with pytest.raises(ConvzooError, match="number of filters"):
+        playground.Layer.from_values([playground.MAX_FILTERS + 1, *values[1:]])
+
+
+def test_a_click_event_names_its_cell_and_a_stray_click_keeps_the_choice():
+    values = [EXERCISE, 2, A, B, C, D, "0", "0", "0", "0", 1, 0, 1, False, "max", 2, 2]
+    _, cell, _, _ = playground.pick_cell(playground.CellClick(None, {"cell": "B: row 2, column 2"}), *values,
+                                         "A: row 1, column 1")
+    assert (cell["value"] if isinstance(cell, dict) else cell.value) == "B: row 2, column 2"
+    _, cell, _, _ = playground.pick_cell(playground.CellClick(None, {}), *values, "A: row 1, column 2")
+    assert (cell["value"] if isinstance(cell, dict) else cell.value) == "A: row 1, column 2"

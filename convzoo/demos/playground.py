@@ -15,9 +15,9 @@ import html
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from fractions import Fraction
 from math import comb
 from typing import Any
@@ -37,6 +37,7 @@ MAX_FILTERS = len(LETTERS)
 MAX_SIDE = 12  # by hand: beyond 12x12 nobody reads the sums any more
 MAX_KERNEL = 7
 POOLING = ("max", "average", "none")
+DEFAULT_FILTERS = 2  # shown at first; the slider and the buttons show up to MAX_FILTERS
 DRAWN_LINES = examples.DRAWN[0]
 EXERCISE_IMAGE = [[0, 1, 0, 1], [0, 1, 0, 1], [1, 1, 1, 1], [0, -2, 0, -2]]
 
@@ -187,7 +188,36 @@ def compute(image: Any, filters: list[Any], biases: list[Any], settings: Setting
     return Result(x[None], weights, bias, out, activated, pooled, s)
 
 
-CELL = re.compile(r"^([A-D]): row (\d+), column (\d+)$")
+SETTINGS = ("stride", "padding", "dilation", "relu", "pooling", "pooling size", "pooling stride")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer as the views take it: the filters in use, their biases, the settings.
+
+    The UI holds it as a flat list of values (``layer_values`` order): the number of filters, all
+    ``MAX_FILTERS`` grids, all their biases, then ``SETTINGS``; Gradio passes components positionally,
+    and this is the one place that knows the order.
+    """
+
+    filters: tuple[Any, ...]
+    biases: tuple[Any, ...]
+    settings: Settings
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> Layer:
+        expected = 1 + 2 * MAX_FILTERS + len(SETTINGS)
+        if len(values) != expected:
+            raise ConvzooError(f"a layer is described by {expected} values, got {len(values)}")
+        count = _size(values[0], "number of filters", MAX_FILTERS)
+        grids, biases = values[1:1 + MAX_FILTERS], values[1 + MAX_FILTERS:1 + 2 * MAX_FILTERS]
+        return cls(tuple(grids[:count]), tuple(biases[:count]), Settings.parse(*values[1 + 2 * MAX_FILTERS:]))
+
+    def compute(self, image: Any) -> Result:
+        return compute(image, list(self.filters), list(self.biases), self.settings)
+
+
+CELL = re.compile(rf"^([{LETTERS}]): row (\d+), column (\d+)$")
 
 
 def cell_label(f: int, row: int, col: int) -> str:
@@ -313,14 +343,12 @@ def _message(error: Exception) -> str:
     return f"**Cannot compute this:** {text}"
 
 
-def matrix_state(image, count, fa, fb, fc, fd, ba, bb, bc, bd, stride, padding, dilation, relu, pool, pool_size,
-                 pool_stride, cell) -> tuple[str, list[str], str | None, str, str]:
-    """Outputs (HTML), the output cells one can choose and the chosen one, that cell written out (HTML),
-    and a message (empty when all is well)."""
+def matrix_state(image: Any, *values: Any) -> tuple[str, list[str], str | None, str, str]:
+    """``values``: the layer (``Layer.from_values``), then the chosen cell. Outputs (HTML), the output cells
+    one can choose and the chosen one, that cell written out (HTML), and a message (empty when all is well)."""
+    *layer, cell = values
     try:
-        count = _size(count, "number of filters", MAX_FILTERS)
-        settings = Settings.parse(stride, padding, dilation, relu, pool, pool_size, pool_stride)
-        result = compute(image, [fa, fb, fc, fd][:count], [ba, bb, bc, bd][:count], settings)
+        result = Layer.from_values(layer).compute(image)
         chosen = parse_cell(cell, result)
         choices = [cell_label(f, i, j) for f in range(result.output.shape[0])
                    for i in range(result.output.shape[1]) for j in range(result.output.shape[2])]
@@ -329,13 +357,24 @@ def matrix_state(image, count, fa, fb, fc, fd, ba, bb, bc, bd, stride, padding, 
         return "", [], None, "", _message(e)
 
 
-def matrix_view(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride, padding,
-                dilation, relu, pooling, pooling_size, pooling_stride, cell) -> tuple[str, Any, str, str]:
+def matrix_view(image: Any, *values: Any) -> tuple[str, Any, str, str]:
     """``matrix_state`` for the UI: the cell chooser as a Dropdown update, left alone after a mistake."""
-    html_out, choices, chosen, expansion, message = matrix_state(
-        image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride, padding,
-        dilation, relu, pooling, pooling_size, pooling_stride, cell)
+    html_out, choices, chosen, expansion, message = matrix_state(image, *values)
     return html_out, gr.Dropdown(choices=choices, value=chosen) if choices else gr.Dropdown(), expansion, message
+
+
+class CellClick(gr.EventData):
+    """A click on an output cell (``CLICK_JS`` sends the cell's label)."""
+
+    def __init__(self, target: Any, data: Any) -> None:
+        super().__init__(target, data)
+        self.cell = (data or {}).get("cell") if isinstance(data, dict) else None
+
+
+def pick_cell(event: CellClick, image: Any, *values: Any) -> tuple[str, Any, str, str]:
+    """A clicked cell becomes the chosen one; a click beside the cells keeps the choice."""
+    *layer, cell = values
+    return matrix_view(image, *layer, event.cell or cell)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,21 +417,17 @@ class Recent:
 _IMAGE_VIEWS, _INSIDE_VIEWS, _FILTER_GRIDS = Recent(), Recent(), Recent()
 
 
-def image_view(pixels, mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
-               stride, padding, dilation, relu, pooling, pooling_size,
-               pooling_stride) -> tuple[Image.Image | None, str]:
+def image_view(pixels: Any, mode: str, max_side: Any, *layer: Any) -> tuple[Image.Image | None, str]:
     """The same filters on a photo: one row per filter, its map per channel, then the pooled maps."""
     if pixels is None:
         return None, "Upload an image or choose an example."
-    key = Recent.key(np.asarray(pixels), mode, max_side, filters, filter_a, filter_b, filter_c, filter_d, bias_a,
-                     bias_b, bias_c, bias_d, stride, padding, dilation, relu, pooling, pooling_size, pooling_stride)
+    key = Recent.key(np.asarray(pixels), mode, max_side, *layer)
     if (known := _IMAGE_VIEWS.get(key)) is not None:
         return known
     try:
-        count = _size(filters, "number of filters", MAX_FILTERS)
-        s = Settings.parse(stride, padding, dilation, relu, pooling, pooling_size, pooling_stride)
-        weights, bias = parse_filters([filter_a, filter_b, filter_c, filter_d][:count],
-                                      [bias_a, bias_b, bias_c, bias_d][:count])
+        chosen = Layer.from_values(layer)
+        s, count = chosen.settings, len(chosen.filters)
+        weights, bias = parse_filters(list(chosen.filters), list(chosen.biases))
         pixels = examples.shrink(np.asarray(pixels, np.uint8), _size(max_side, "image size", 1024))
         if pixels.ndim == 3 and (mode == "grey" or pixels.shape[2] == 1):
             pixels = np.asarray(Image.fromarray(pixels[:, :, :3] if pixels.shape[2] >= 3 else pixels[:, :, 0])
@@ -532,147 +567,170 @@ larger, more specific patterns. Read from the model's ONNX file with onnxruntime
 """
 
 
+@dataclass
+class ByHand:
+    """The by-hand view's components; ``layer`` lists them in ``Layer.from_values`` order."""
+
+    image: gr.Dataframe
+    rows: gr.Number
+    cols: gr.Number
+    count: gr.Slider
+    kernel: gr.Number
+    add: gr.Button
+    remove: gr.Button
+    columns: list[gr.Column]
+    grids: list[gr.Dataframe]
+    presets: list[gr.Dropdown]
+    biases: list[gr.Textbox]
+    settings: list[gr.components.Component]
+    message: gr.Markdown
+    outputs: gr.HTML
+    cell: gr.Dropdown
+    expansion: gr.HTML
+
+    @property
+    def layer(self) -> list[gr.components.Component]:
+        return [self.count, *self.grids, *self.biases, *self.settings]
+
+
+def _filter_column(i: int, grid: dict[str, Any]) -> tuple[gr.Column, gr.Dataframe, gr.Dropdown, gr.Textbox]:
+    letter = LETTERS[i]
+    with gr.Column(visible=i < DEFAULT_FILTERS, min_width=200) as column:
+        editable = gr.Dataframe(grid, label=f"Filter {letter}", datatype="str", type="array", interactive=True,
+                                elem_id=f"pg-filter-{letter}")
+        choice = gr.Dropdown(PRESETS, value=DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)], label=f"Preset for {letter}")
+        bias = gr.Textbox("0", label=f"Bias of {letter}", max_lines=1)
+    return column, editable, choice, bias
+
+
+def _by_hand() -> ByHand:
+    defaults = [grid_value(preset(DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)], 3)) for i in range(MAX_FILTERS)]
+    with gr.Row():
+        with gr.Column(scale=2, min_width=260):
+            image = gr.Dataframe(grid_value(EXERCISE_IMAGE), label="Image", datatype="str", type="array",
+                                 interactive=True, elem_id="pg-image", show_row_numbers=True)
+            with gr.Row():
+                rows = gr.Number(4, label="Image rows", precision=0, min_width=80)
+                cols = gr.Number(4, label="Image columns", precision=0, min_width=80)
+        with gr.Column(scale=5):
+            with gr.Row():
+                columns, grids, presets, biases = map(list, zip(*(_filter_column(i, defaults[i])
+                                                                  for i in range(MAX_FILTERS))))
+            with gr.Row():
+                count = gr.Slider(1, MAX_FILTERS, value=DEFAULT_FILTERS, step=1, label="Filters")
+                kernel = gr.Number(3, label="Filter size", precision=0, min_width=80)
+                add = gr.Button("Add a filter", size="sm")
+                remove = gr.Button("Remove the last filter", size="sm")
+    with gr.Row():
+        settings = [gr.Number(1, label="Stride", precision=0, min_width=80),
+                    gr.Number(0, label="Padding", precision=0, min_width=80),
+                    gr.Number(1, label="Dilation", precision=0, min_width=80),
+                    gr.Checkbox(False, label="ReLU after the convolution"),
+                    gr.Radio(list(POOLING), value="max", label="Pooling"),
+                    gr.Number(2, label="Pooling size", precision=0, min_width=80),
+                    gr.Number(2, label="Pooling stride", precision=0, min_width=80)]
+    message = gr.Markdown("", elem_id="pg-message")
+    first = matrix_state(grid_value(EXERCISE_IMAGE), DEFAULT_FILTERS, *defaults, *["0"] * MAX_FILTERS,
+                         *(component.value for component in settings), None)
+    outputs = gr.HTML(first[0], css_template=CSS, js_on_load=CLICK_JS, elem_id="pg-outputs")
+    cell = gr.Dropdown(first[1], value=first[2], label="Output cell written out", elem_id="pg-cell",
+                       allow_custom_value=True)  # the API may name a cell of a grid it just resized
+    expansion = gr.HTML(first[3], css_template=CSS, js_on_load=None, elem_id="pg-expansion")
+    gr.Markdown(LECTURE_NOTES)
+    return ByHand(image, rows, cols, count, kernel, add, remove, columns, grids, presets, biases, settings, message,
+                  outputs, cell, expansion)
+
+
+def _wire_by_hand(v: ByHand) -> None:
+    """Every handler has an api_name (or is private) so gradio_client, and the tests, can drive it."""
+    inputs, outputs = [v.image, *v.layer, v.cell], [v.outputs, v.cell, v.expansion, v.message]
+    edits = [v.image.change, v.count.change, *(g.change for g in v.grids), *(b.submit for b in v.biases),
+             *(b.blur for b in v.biases), *(c.change for c in v.settings), v.cell.input]
+    gr.on(edits, matrix_view, inputs, outputs, api_name="convolve", trigger_mode="always_last")
+    v.outputs.click(pick_cell, inputs, outputs, api_visibility="private")
+    v.count.change(lambda n: [gr.Column(visible=i < int(n or 1)) for i in range(MAX_FILTERS)], v.count, v.columns,
+                   api_visibility="private", queue=False)
+    v.add.click(lambda n: min(MAX_FILTERS, int(n or 1) + 1), v.count, v.count, api_name="add_filter", queue=False)
+    v.remove.click(lambda n: max(1, int(n or 1) - 1), v.count, v.count, api_name="remove_filter", queue=False)
+    gr.on([v.rows.change, v.cols.change], resize_image, [v.image, v.rows, v.cols], [v.image, v.message],
+          api_name="resize_image")
+    v.kernel.change(resize_filters, [v.kernel, *v.grids], [*v.grids, v.message], api_name="resize_filters")
+    for i, choice in enumerate(v.presets):
+        choice.input(load_preset, [choice, v.kernel], [v.grids[i], v.message], api_name=f"preset_{LETTERS[i]}")
+
+
+def resize_image(grid: Any, height: Any, width: Any) -> tuple[Any, str]:
+    try:
+        return grid_value(resized(grid, height, width, "image")), ""
+    except ConvzooError as e:
+        return gr.Dataframe(), _message(e)
+
+
+def resize_filters(size: Any, *grids: Any) -> tuple[Any, ...]:
+    try:
+        k = _size(size, "filter size", MAX_KERNEL)
+        return *[grid_value(resized(g, k, k, "filter")) for g in grids], ""
+    except ConvzooError as e:
+        return *[gr.Dataframe() for _ in grids], _message(e)
+
+
+def load_preset(name: str, size: Any) -> tuple[Any, str]:
+    try:
+        return grid_value(preset(name, size)), ""
+    except ConvzooError as e:
+        return gr.Dataframe(), _message(e)
+
+
+def _on_an_image(by_hand: ByHand) -> gr.Tab:
+    with gr.Tab("On an image", id="on-image") as view:
+        gr.Markdown(IMAGE_NOTES)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                example = gr.Dropdown(examples.names(), value="camera (grey)", label="Example image")
+                photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy",
+                                 image_mode=None, format="png", height=260)
+                mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
+                max_side = gr.Slider(32, 512, value=256, step=16, label="Scale the image down to (pixels)")
+                apply = gr.Button("Apply the filters", variant="primary")
+            with gr.Column(scale=3):
+                maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",
+                                interactive=False, elem_id="pg-maps", show_label=False)
+                message = gr.Markdown("", elem_id="pg-image-message")
+    gr.on([photo.change, mode.change, max_side.release, apply.click, view.select], image_view,
+          [photo, mode, max_side, *by_hand.layer], [maps, message], api_name="filter_image", trigger_mode="always_last")
+    example.change(load_example, example, photo, api_name="load_example")
+    return view
+
+
+def _inside(store: Store) -> None:
+    with gr.Tab("Inside a trained CNN", id="inside") as view:
+        gr.Markdown(INSIDE_NOTES)
+        classifiers = _classifiers(store)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                model = gr.Dropdown(classifiers, value=classifiers[0] if classifiers else None,
+                                    label="Classifier from the model store", interactive=bool(classifiers))
+                example = gr.Dropdown(examples.names(), value=DRAWN_LINES, label="Example input")
+                photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy",
+                                 image_mode=None, format="png", height=220)
+                look = gr.Button("Look inside", variant="primary")
+            with gr.Column(scale=3):
+                info = gr.Markdown("" if classifiers else no_classifier_text(store), elem_id="pg-inside-info")
+                pictures = [gr.Image(None, label=label, type="pil", format="png", interactive=False, elem_id=elem,
+                                     show_label=False)
+                            for label, elem in (("First-layer filters", "pg-learned"),
+                                                ("First-layer feature maps", "pg-layer1"),
+                                                ("Second-layer feature maps", "pg-layer2"))]
+    gr.on([photo.change, model.change, look.click, view.select], partial(inside_view, store), [model, photo],
+          [*pictures, info], api_name="inside_cnn", trigger_mode="always_last")
+    example.change(load_example, example, photo, api_name="load_inside_example")
+
+
 def tab(store: Store) -> None:
     gr.Markdown(INTRO)
-    defaults = [grid_value(preset(name, 3)) for name in DEFAULT_PRESETS]
     with gr.Tabs():
         with gr.Tab("By hand", id="by-hand"):
-            with gr.Row():
-                with gr.Column(scale=2, min_width=260):
-                    image = gr.Dataframe(grid_value(EXERCISE_IMAGE), label="Image", datatype="str", type="array",
-                                         interactive=True, elem_id="pg-image", show_row_numbers=True)
-                    with gr.Row():
-                        rows = gr.Number(4, label="Image rows", precision=0, min_width=80)
-                        cols = gr.Number(4, label="Image columns", precision=0, min_width=80)
-                with gr.Column(scale=5):
-                    with gr.Row():
-                        filter_columns, filter_grids, biases, presets = [], [], [], []
-                        for i, letter in enumerate(LETTERS):
-                            with gr.Column(visible=i < 2, min_width=200) as column:
-                                grid = gr.Dataframe(defaults[i], label=f"Filter {letter}", datatype="str",
-                                                    type="array", interactive=True, elem_id=f"pg-filter-{letter}")
-                                choice = gr.Dropdown(PRESETS, value=DEFAULT_PRESETS[i], label=f"Preset for {letter}")
-                                bias = gr.Textbox("0", label=f"Bias of {letter}", max_lines=1)
-                            filter_columns.append(column)
-                            filter_grids.append(grid)
-                            presets.append(choice)
-                            biases.append(bias)
-                    with gr.Row():
-                        count = gr.Slider(1, MAX_FILTERS, value=2, step=1, label="Filters")
-                        kernel = gr.Number(3, label="Filter size", precision=0, min_width=80)
-                        add = gr.Button("Add a filter", size="sm")
-                        remove = gr.Button("Remove the last filter", size="sm")
-            with gr.Row():
-                stride = gr.Number(1, label="Stride", precision=0, min_width=80)
-                padding = gr.Number(0, label="Padding", precision=0, min_width=80)
-                dilation = gr.Number(1, label="Dilation", precision=0, min_width=80)
-                relu = gr.Checkbox(False, label="ReLU after the convolution")
-                pool = gr.Radio(list(POOLING), value="max", label="Pooling")
-                pool_size = gr.Number(2, label="Pooling size", precision=0, min_width=80)
-                pool_stride = gr.Number(2, label="Pooling stride", precision=0, min_width=80)
-            message = gr.Markdown("", elem_id="pg-message")
-            first = matrix_state(grid_value(EXERCISE_IMAGE), 2, *defaults, "0", "0", "0", "0", 1, 0, 1, False, "max",
-                                 2, 2, None)
-            outputs = gr.HTML(first[0], css_template=CSS, js_on_load=CLICK_JS, elem_id="pg-outputs")
-            cell = gr.Dropdown(first[1], value=first[2], label="Output cell written out", elem_id="pg-cell",
-                               allow_custom_value=True)  # the API may name a cell of a grid it just resized
-            expansion = gr.HTML(first[3], css_template=CSS, js_on_load=None, elem_id="pg-expansion")
-            gr.Markdown(LECTURE_NOTES)
-
-        with gr.Tab("On an image", id="on-image") as image_tab:
-            gr.Markdown(IMAGE_NOTES)
-            with gr.Row():
-                with gr.Column(scale=1, min_width=240):
-                    example = gr.Dropdown(examples.names(), value="camera (grey)", label="Example image")
-                    photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy",
-                                     image_mode=None,
-                                     format="png", height=260)
-                    mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
-                    max_side = gr.Slider(32, 512, value=256, step=16, label="Scale the image down to (pixels)")
-                    apply = gr.Button("Apply the filters", variant="primary")
-                with gr.Column(scale=3):
-                    maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",
-                                    interactive=False, elem_id="pg-maps", show_label=False)
-                    image_message = gr.Markdown("", elem_id="pg-image-message")
-
-        with gr.Tab("Inside a trained CNN", id="inside") as inside_tab:
-            gr.Markdown(INSIDE_NOTES)
-            classifiers = _classifiers(store)
-            with gr.Row():
-                with gr.Column(scale=1, min_width=240):
-                    model = gr.Dropdown(classifiers, value=classifiers[0] if classifiers else None,
-                                        label="Classifier from the model store", interactive=bool(classifiers))
-                    inside_example = gr.Dropdown(examples.names(), value=DRAWN_LINES,
-                                                 label="Example input")
-                    inside_photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy",
-                                            image_mode=None,
-                                            format="png", height=220)
-                    look = gr.Button("Look inside", variant="primary")
-                with gr.Column(scale=3):
-                    inside_info = gr.Markdown("" if classifiers else no_classifier_text(store),
-                                              elem_id="pg-inside-info")
-                    learned = gr.Image(None, label="First-layer filters", type="pil", format="png", interactive=False,
-                                       elem_id="pg-learned", show_label=False)
-                    layer1 = gr.Image(None, label="First-layer feature maps", type="pil", format="png",
-                                      interactive=False, elem_id="pg-layer1", show_label=False)
-                    layer2 = gr.Image(None, label="Second-layer feature maps", type="pil", format="png",
-                                      interactive=False, elem_id="pg-layer2", show_label=False)
-
-    # ---- events: every handler has an api_name so gradio_client (and the tests) can drive it
-    settings_inputs = [count, *filter_grids, *biases, stride, padding, dilation, relu, pool, pool_size, pool_stride]
-    matrix_inputs = [image, *settings_inputs, cell]
-    matrix_outputs = [outputs, cell, expansion, message]
-    gr.on([image.change, count.change, *(g.change for g in filter_grids), *(b.submit for b in biases),
-           *(b.blur for b in biases), stride.change, padding.change, dilation.change, relu.change, pool.change,
-           pool_size.change, pool_stride.change, cell.input],
-          matrix_view, matrix_inputs, matrix_outputs, api_name="convolve", trigger_mode="always_last")
-
-    def pick_cell(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d, stride,
-                  padding, dilation, relu, pooling, pooling_size, pooling_stride, cell, event: gr.EventData):
-        clicked = (getattr(event, "_data", None) or {}).get("cell")  # from CLICK_JS: the label of the clicked cell
-        return matrix_view(image, filters, filter_a, filter_b, filter_c, filter_d, bias_a, bias_b, bias_c, bias_d,
-                           stride, padding, dilation, relu, pooling, pooling_size, pooling_stride, clicked or cell)
-
-    outputs.click(pick_cell, matrix_inputs, matrix_outputs, api_visibility="private")
-
-    count.change(lambda n: [gr.Column(visible=i < int(n or 1)) for i in range(MAX_FILTERS)], count, filter_columns,
-                 api_visibility="private", queue=False)
-    add.click(lambda n: min(MAX_FILTERS, int(n or 1) + 1), count, count, api_name="add_filter", queue=False)
-    remove.click(lambda n: max(1, int(n or 1) - 1), count, count, api_name="remove_filter", queue=False)
-
-    def resize_image(grid, height, width):
-        try:
-            return grid_value(resized(grid, height, width, "image")), ""
-        except ConvzooError as e:
-            return gr.Dataframe(), _message(e)
-
-    gr.on([rows.change, cols.change], resize_image, [image, rows, cols], [image, message], api_name="resize_image")
-
-    def resize_filters(size, filter_a, filter_b, filter_c, filter_d):
-        grids = (filter_a, filter_b, filter_c, filter_d)
-        try:
-            k = _size(size, "filter size", MAX_KERNEL)
-            return *[grid_value(resized(g, k, k, "filter")) for g in grids], ""
-        except ConvzooError as e:
-            return *[gr.Dataframe() for _ in grids], _message(e)
-
-    kernel.change(resize_filters, [kernel, *filter_grids], [*filter_grids, message], api_name="resize_filters")
-
-    for i, choice in enumerate(presets):
-        def load_preset(name, size):
-            try:
-                return grid_value(preset(name, size)), ""
-            except ConvzooError as e:
-                return gr.Dataframe(), _message(e)
-
-        choice.input(load_preset, [choice, kernel], [filter_grids[i], message], api_name=f"preset_{LETTERS[i]}")
-
-    image_inputs = [photo, mode, max_side, *settings_inputs]
-    gr.on([photo.change, mode.change, max_side.release, apply.click, image_tab.select], image_view, image_inputs,
-          [maps, image_message], api_name="filter_image", trigger_mode="always_last")
-    example.change(load_example, example, photo, api_name="load_example")
-
-    look_inside = partial(inside_view, store)
-    gr.on([inside_photo.change, model.change, look.click, inside_tab.select], look_inside, [model, inside_photo],
-          [learned, layer1, layer2, inside_info], api_name="inside_cnn", trigger_mode="always_last")
-    inside_example.change(load_example, inside_example, inside_photo, api_name="load_inside_example")
+            by_hand = _by_hand()
+        _on_an_image(by_hand)
+        _inside(store)
+    _wire_by_hand(by_hand)
