@@ -7,6 +7,7 @@ files explain themselves"); this module is the one place that writes them.
 from __future__ import annotations
 
 import datetime
+import importlib.metadata as md
 import json
 import platform
 import shutil
@@ -22,7 +23,7 @@ from onnx import numpy_helper
 from convzoo import __version__
 from convzoo.card import render_card
 from convzoo.registry import (CARD_FILE, MANIFEST_FILE, ONNX_FILE, StoredModel, atomic_write_json, atomic_write_text,
-                              sha256_file, staged_model_folder)
+                              check_manifest, sha256_file, staged_model_folder)
 from convzoo.types import ModelEntry, ModelMetadata
 
 
@@ -36,8 +37,6 @@ def git_commit() -> str | None:
 
 
 def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     versions = {"python": platform.python_version(), "convzoo": __version__}
     for dist in ("torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "numpy"):
         try:
@@ -101,6 +100,7 @@ def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metric
                      "input": model.graph.input[0].name, "output": model.graph.output[0].name},
             **manifest_extra,
         }
+        check_manifest(entry.name, manifest)  # the one schema: a write that breaks it never enters the store
         stored = StoredModel(entry.name, folder, manifest)
         if card is None:
             card = render_card(stored)
@@ -132,6 +132,7 @@ def update_manifest(stored: StoredModel, changes: Mapping[str, Any], metrics: Ma
             manifest["size_bytes"] = onnx_path.stat().st_size
         if add_files is not None:
             add_files(folder)
+        check_manifest(name, manifest)
         updated = StoredModel(name, folder, manifest)
         atomic_write_text(folder / CARD_FILE, render_card(updated))
         atomic_write_json(folder / MANIFEST_FILE, manifest)

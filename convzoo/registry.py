@@ -15,19 +15,26 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, the pid in a leftover's name decides
+    fcntl = None
 
 from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
 from convzoo.types import NAME_PATTERN, TASKS, ModelEntry, validate_name
 from convzoo.zoo import ENTRIES
 
 __all__ = ["names", "entries", "get", "validate_name", "Store", "StoredModel", "BrokenModel", "check_manifest",
-           "read_folder", "install_folder", "clean_stale", "shipped_store", "user_store",
+           "read_folder", "install_folder", "publish_folder", "clean_stale", "shipped_store", "user_store",
            "default_roots", "write_root", "sha256_file", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "staged_model_folder", "ONNX_FILE", "MANIFEST_FILE", "CARD_FILE"]
 
@@ -210,6 +217,9 @@ def read_folder(name: str, folder: Path) -> StoredModel:
         raise IntegrityError(f"{name}: {onnx_path} is not a regular file; export the model again")
     if not onnx_path.exists():
         raise IntegrityError(f"{name}: {onnx_path} is missing; export the model again")
+    if not os.access(onnx_path, os.R_OK):
+        raise IntegrityError(f"{name}: cannot read {onnx_path} (permission denied); fix its permissions or export "
+                             "the model again")
     return StoredModel(name, folder, manifest)
 
 
@@ -230,6 +240,8 @@ class Store:
         """(name, folder) for every folder that is, or tries to be, a model; the first root wins."""
         seen: set[str] = set()
         for root in self.roots:
+            with contextlib.suppress(OSError):  # a killed writer's retired model comes back before we look
+                clean_stale(root)
             try:
                 children = sorted(root.iterdir())
             except OSError:  # a root that is missing or unreadable holds nothing for us
@@ -272,6 +284,8 @@ class Store:
         validate_name(name)
         for root in self.roots:
             folder = root / name
+            with contextlib.suppress(OSError):
+                clean_stale(root, name)
             try:
                 present = folder.is_dir() and ((folder / MANIFEST_FILE).exists() or (folder / ONNX_FILE).exists()
                                                or not os.access(folder, os.R_OK | os.X_OK))
@@ -289,8 +303,10 @@ class Store:
         stored = self.find(name)
         if stored is None:
             known = name in names()
+            close = difflib.get_close_matches(name, set(names()) | set(self.names()), n=3, cutoff=0.6)
             how = (f"train and export it: `convzoo train {name}` then `convzoo export {name}`" if known
-                   else "`convzoo list` shows the models convzoo knows")
+                   else (f"did you mean {', '.join(close)}? " if close else "")
+                   + "`convzoo list` shows the models convzoo knows")
             raise ModelNotInStoreError(f"{name!r} is not in the store ({', '.join(map(str, self.roots))}); {how}")
         return stored
 
@@ -330,23 +346,80 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+# ----------------------------------------------------------------------------------------------
+# the one atomic swap, and what a killed writer leaves behind
+#
+# A writer builds the whole new folder in ``root/.NAME.staging-PID-xxxx`` and swaps it in. Where the
+# kernel allows (Linux renameat2 RENAME_EXCHANGE) the swap is one atomic step; elsewhere it is two
+# renames through ``root/.NAME.old-PID-xxxx/NAME``, and a kill between them is undone by the next
+# writer or reader of the root (``clean_stale``). Writers hold the root's lock (flock on the root
+# folder itself, so no lock file is left) while their staging folder exists: whoever gets the lock
+# knows that every staging or retired folder it sees was left by a writer that is gone.
+
 _RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+_LEFTOVER = re.compile(r"^\.(?P<name>[a-z0-9][a-z0-9_-]{0,63})\.(?P<kind>staging|old)-.+$")
+_held = threading.local()  # the roots whose lock this thread holds: a nested write does not wait on itself
+_ours: set[str] = set()  # this process's staging and retired folders in use: never tidied, even by a nested scan
+
+
+def _renameat2() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a libc older than glibc 2.28
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _renameat2()
 
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    if _RENAMEAT2 is None:
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     error = ctypes.get_errno()
     if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False  # old kernel or a file system without exchange
+        return False  # an old kernel, or a file system without exchange
     raise OSError(error, os.strerror(error), str(a))
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path, wait: bool = True) -> Iterator[str]:
+    """Hold ``root``'s write lock; yields "held", "busy" (another writer has it; only without ``wait``)
+    or "unsupported" (no advisory locks here: the pid in a leftover's name decides)."""
+    if fcntl is None:
+        yield "unsupported"
+        return
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield "unsupported"
+        return
+    try:
+        key = (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+        held = _held.__dict__.setdefault("roots", set())
+        if key in held:
+            yield "held"
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield "busy"
+            return
+        except OSError:  # e.g. NFS refuses flock on a folder
+            yield "unsupported"
+            return
+        held.add(key)
+        try:
+            yield "held"
+        finally:
+            held.discard(key)
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _pid_alive(pid: int) -> bool:
@@ -359,42 +432,74 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _owner(folder: Path) -> int | None:
-    """The pid in a staging or retired folder's name (``.NAME.staging-PID-xxxx``), if any."""
-    tail = folder.name.rsplit(".", 1)[-1]
-    parts = tail.split("-")
-    return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+def _writer_alive(folder: Path) -> bool:
+    """Without locks: is the writer named in ``.NAME.staging-PID-xxxx`` still running? (A reused pid
+    keeps a leftover until that process ends; it never makes a live writer's folder look stale.)"""
+    tail = folder.name.rsplit(".", 1)[-1].split("-")
+    pid = int(tail[1]) if len(tail) >= 3 and tail[1].isdigit() else None
+    return pid is not None and (pid == os.getpid() or _pid_alive(pid))
 
 
-def clean_stale(root: Path, name: str) -> None:
-    """Tidy what killed writers left in ``root`` for ``name``: restore a retired model whose replacement
-    never arrived, and remove staging and retired folders whose writer is gone."""
-    for folder in sorted(root.glob(f".{name}.old-*")):
-        owner = _owner(folder)
-        if owner is not None and owner != os.getpid() and _pid_alive(owner):
-            continue
-        retired = folder / name
-        if not (root / name).exists() and retired.is_dir():
-            os.replace(retired, root / name)  # a kill between the two renames: the old model comes back
-        shutil.rmtree(folder, ignore_errors=True)
-    for folder in root.glob(f".{name}.staging-*"):
-        owner = _owner(folder)
-        if owner is None or (owner != os.getpid() and not _pid_alive(owner)):
+def _leftovers(root: Path, name: str | None = None) -> list[tuple[str, str, Path]]:
+    """(name, "staging" or "old", folder) for the staging and retired folders in ``root``; nothing else
+    in a root (a model, ``.git``, a user's own dot-folder, a symlink) is ever one of them."""
+    try:
+        children = list(os.scandir(root))
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        match = _LEFTOVER.match(child.name)
+        if match and (name is None or match["name"] == name) and child.is_dir(follow_symlinks=False):
+            found.append((match["name"], match["kind"], Path(child.path)))
+    return sorted(found, key=lambda leftover: (leftover[1] != "old", leftover[2].name))  # restore, then remove
+
+
+def clean_stale(root: Path, name: str | None = None) -> list[str]:
+    """Tidy what killed writers left in ``root`` (for ``name``, or for every model): bring back a retired
+    model whose replacement never arrived, and remove staging and retired folders. Skipped while
+    another writer holds the root. Returns what it did, one line each."""
+    root = Path(root)
+    done: list[str] = []
+    if not _leftovers(root, name):
+        return done
+    with _root_lock(root, wait=False) as lock:
+        if lock == "busy":
+            return done  # that writer tidies the root itself
+        for model, kind, folder in _leftovers(root, name):
+            if str(folder) in _ours or (lock == "unsupported" and _writer_alive(folder)):
+                continue
+            retired = folder / model
+            if kind == "old" and not os.path.lexists(root / model) and retired.is_dir() and not retired.is_symlink():
+                os.replace(retired, root / model)  # a kill between the two renames: the old model comes back
+                done.append(f"restored {model} from {folder.name}")
             shutil.rmtree(folder, ignore_errors=True)
+            if not os.path.lexists(folder):  # a root we may not write keeps it, and says nothing
+                done.append(f"removed {folder.name}")
+    return done
 
 
 def install_folder(staging: Path, final: Path) -> None:
     """Put a complete folder in place of ``final`` in one atomic step; what was there is removed."""
-    if not final.exists():
-        os.replace(staging, final)
-        return
-    if _exchange(staging, final):
-        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous model
-        return
-    retired = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-{os.getpid()}-"))
-    os.replace(final, retired / final.name)
-    os.replace(staging, final)  # a kill before this line is undone by clean_stale at the next write
-    shutil.rmtree(retired, ignore_errors=True)
+    with _root_lock(final.parent):
+        if not os.path.lexists(final):
+            os.replace(staging, final)
+            return
+        if _exchange(staging, final):
+            shutil.rmtree(staging, ignore_errors=True)  # it now holds the previous version
+            return
+        retired = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-{os.getpid()}-"))
+        _ours.add(str(retired))
+        try:
+            os.replace(final, retired / final.name)
+            try:
+                os.replace(staging, final)  # a kill just before this line is undone by clean_stale
+            except BaseException:
+                os.replace(retired / final.name, final)
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+        finally:
+            _ours.discard(str(retired))
 
 
 @contextlib.contextmanager
@@ -402,16 +507,31 @@ def staged_model_folder(root: Path, name: str) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces ``root/name`` in one atomic swap.
 
     The manifest is written last by the caller, and a folder without a manifest is not a model,
-    so a kill at any point leaves either the old model or the new one, never half of one.
+    so a kill at any point leaves either the old model or the new one, never half of one. The
+    root's lock is held throughout: keep the slow work (training, evaluation) outside.
     """
     validate_name(name)
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    clean_stale(root, name)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.staging-{os.getpid()}-"))
-    staging.chmod(0o755)  # mkdtemp makes 0700
-    try:
-        yield staging
-        install_folder(staging, root / name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with _root_lock(root):
+        clean_stale(root)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.staging-{os.getpid()}-"))
+        _ours.add(str(staging))
+        try:
+            staging.chmod(0o755)  # mkdtemp makes 0700
+            yield staging
+            install_folder(staging, root / name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            _ours.discard(str(staging))
+
+
+def publish_folder(source: Path, root: Path, name: str) -> StoredModel:
+    """Copy a whole model folder built elsewhere (``source``) into ``root/name`` in one atomic swap;
+    a folder that is not a whole model (manifest schema, file, sha256) never enters the store."""
+    with staged_model_folder(root, name) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True, copy_function=shutil.copy2)
+        read_folder(name, staging).verify()
+    return read_folder(name, Path(root) / name)

@@ -7,19 +7,19 @@ ran 2-3x faster. The twin is kept only if its test accuracy is within 0.3 points
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from convzoo import registry
 from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
 from convzoo.evaluation import batch_normalize, evaluate
 from convzoo.packaging import provenance, update_manifest, write_model
-from convzoo.registry import Store, StoredModel, clean_stale, install_folder
+from convzoo.registry import Store, StoredModel, publish_folder
 from convzoo.runtime import cpu_session, load_model
 
 MAX_ACCURACY_DROP = 0.003
@@ -67,19 +67,16 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
     test_data = None
     test_folder = base.folder / "test_data_set_0"
     if (test_folder / "input_0.pb").is_file():
-        from onnx import numpy_helper
-
         inputs = numpy_helper.to_array(onnx.load_tensor(str(test_folder / "input_0.pb")))
         session = cpu_session(int8)
         test_data = (inputs, session.run(None, {session.get_inputs()[0].name: inputs})[0])
     root = write_root or base.folder.parent
     quant_info = {"base": name, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                   "MinMax calibration", "calibration_images": calibration_images, "fp32_accuracy": fp32_accuracy}
-    root.mkdir(parents=True, exist_ok=True)
-    # The twin is built, evaluated and finished in a private root beside the store, and enters the store
-    # in one atomic swap only once it has earned its place: a kill or a refusal leaves nothing listed.
-    with tempfile.TemporaryDirectory(dir=root, prefix=f".{twin_entry.name}.staging-{os.getpid()}-") as private:
-        stored = write_model(Path(private), twin_entry, int8, metrics={}, manifest_extra={
+    # The twin is built, evaluated and finished in a private store outside the store, and is copied in
+    # by one atomic swap only once it has earned its place: a kill or a refusal leaves nothing listed.
+    with tempfile.TemporaryDirectory(prefix=f"convzoo-{twin_entry.name}-") as private:
+        write_model(Path(private), twin_entry, int8, metrics={}, manifest_extra={
             "quantization": quant_info, "params": base.manifest.get("params"), "macs": base.manifest.get("macs"),
             "training": base.manifest.get("training", {}), "credit": base.manifest.get("credit", "")},
             source=provenance(twin_entry, quantized_from=base.sha256), test_data=test_data)
@@ -90,7 +87,5 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
                                f"{drop * 100:.2f} points below FP32 {fp32_accuracy:.4f} "
                                f"(limit {MAX_ACCURACY_DROP * 100:.1f})")
         quant_info = quant_info | {"int8_accuracy": metrics["accuracy"], "accuracy_drop_points": round(drop * 100, 3)}
-        stored = update_manifest(Store(private).get(twin_entry.name), {"quantization": quant_info})
-        clean_stale(root, twin_entry.name)
-        install_folder(stored.folder, root / twin_entry.name)
-    return Store(root).get(twin_entry.name)
+        finished = update_manifest(Store(private).get(twin_entry.name), {"quantization": quant_info})
+        return publish_folder(finished.folder, root, twin_entry.name)
