@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,train,serve,demo,dev
 
-.PHONY: demo test test-fast system venv lenet clean
+.PHONY: demo test test-fast test-container system venv lenet clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,10 +25,14 @@ test: venv system    ## the whole test suite
 test-fast: venv      ## the inner loop: every test not marked slow (no training, servers or browsers)
 	$(PY) -m pytest -q -m "not slow and not browser"
 
+test-container: venv ## build the serving image with buildah from the Dockerfile and run it (about 2 minutes)
+	@bash scripts/system_packages.sh buildah podman debootstrap
+	$(PY) -m pytest -q -m container tests/test_container.py
+
 lenet: venv          ## train, export and evaluate LeNet-5 on Fashion-MNIST into ./store
 	$(VENV)/bin/convzoo train lenet5-fashion --epochs 15 --out runs
 	$(VENV)/bin/convzoo export lenet5-fashion --checkpoint runs/lenet5-fashion/best.pt --out store
 	$(VENV)/bin/convzoo eval lenet5-fashion --store store
 
 clean:
-	rm -rf $(VENV) runs store
+	rm -rf $(VENV) .venv-kserve runs store

@@ -6,7 +6,23 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from huggingface_hub import EvalResult, ModelCardData
+
 from convzoo.registry import StoredModel
+
+LICENSE = "mit"  # the weights are ours, trained on openly licensed data (credited in each card)
+PIPELINE_TAGS = {"classification": "image-classification", "segmentation": "image-segmentation",
+                 "style": "image-to-image"}
+HUB_DATASETS = {  # registry dataset -> (Hugging Face Hub dataset id, display name); the Hub links the id
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
+    "mnist": ("ylecun/mnist", "MNIST"),
+    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
+    "imagenet": ("ILSVRC/imagenet-1k", "ImageNet-1k"),
+    "isbi2012-em": ("isbi2012-em", "ISBI 2012 EM segmentation (held-out training sections)"),
+}
+EVAL_METRICS = {  # manifest metric -> the name shown on the Hub; what the model-index reports
+    "accuracy": "Test accuracy", "dice": "Dice", "pixel_error": "Pixel error", "rand_error": "Rand error (foreground)",
+}
 
 BENCHMARK_ROWS = {  # the Fashion-MNIST README's benchmark table (zalandoresearch/fashion-mnist)
     "lenet5": "2 Conv+pooling: 0.876-0.925",
@@ -102,6 +118,27 @@ def _training_section(entry: Mapping[str, Any], training: Mapping[str, Any]) -> 
     return lines
 
 
+def eval_results(stored: StoredModel) -> list[EvalResult]:
+    """The measured metrics as the Hub's model-index reads them (nothing for a model not yet evaluated)."""
+    entry, metrics = stored.manifest["entry"], stored.manifest.get("metrics", {})
+    dataset_id, dataset_name = HUB_DATASETS.get(entry["dataset"], (entry["dataset"], entry["dataset"]))
+    return [EvalResult(task_type=PIPELINE_TAGS[entry["task"]], dataset_type=dataset_id, dataset_name=dataset_name,
+                       dataset_split=str(metrics.get("split", "test")), metric_type=key, metric_value=metrics[key],
+                       metric_name=label)
+            for key, label in EVAL_METRICS.items() if isinstance(metrics.get(key), (int, float))]
+
+
+def front_matter(stored: StoredModel) -> ModelCardData:
+    """The card's YAML header: what the Hugging Face Hub reads (license, pipeline, library, data, results)."""
+    entry = stored.manifest["entry"]
+    hub_dataset = HUB_DATASETS.get(entry["dataset"], (None, None))[0]
+    return ModelCardData(
+        license=LICENSE, library_name="onnx", pipeline_tag=PIPELINE_TAGS[entry["task"]],
+        tags=["onnx", "convzoo", entry["task"], entry["arch"], entry["dataset"]],
+        datasets=[hub_dataset] if hub_dataset and "/" in hub_dataset else None,
+        model_name=stored.name, eval_results=eval_results(stored) or None)
+
+
 def render_card(stored: StoredModel) -> str:
     m = stored.manifest
     entry = m["entry"]
@@ -109,9 +146,7 @@ def render_card(stored: StoredModel) -> str:
     training = m.get("training", {})
     parity = m.get("parity", {})
     labels = entry.get("labels", [])
-    tags = ["onnx", "convzoo", entry["task"], entry["arch"], entry["dataset"]]
-    lines = ["---", "library_name: onnx", f"tags: [{', '.join(tags)}]", f"datasets: [{entry['dataset']}]", "---", "",
-             f"# {stored.name}", "", entry.get("summary", ""), ""]
+    lines = ["---", front_matter(stored).to_yaml(), "---", "", f"# {stored.name}", "", entry.get("summary", ""), ""]
     if entry.get("paper"):
         lines += [f"**Paper:** {entry['paper']}, {entry['year']}.", ""]
     if m.get("arch_doc"):

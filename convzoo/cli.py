@@ -117,6 +117,51 @@ def cmd_demo(args: argparse.Namespace) -> None:
     launch(store=_store(args), host=args.host, port=args.port, share=args.share)
 
 
+def cmd_triton(args: argparse.Namespace) -> None:
+    from convzoo.export.triton import write_triton_repository
+
+    folders = write_triton_repository(_store(args), Path(args.out), names=args.names or None)
+    print(f"Triton model repository at {args.out}: {', '.join(f.name for f in folders)}")
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from convzoo.doctor import render, report
+
+    result = report(_store(args))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    for line in render(result):
+        console.print(line)
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    from convzoo.card import render_card
+    from convzoo.registry import atomic_write_text
+
+    store = _store(args)
+    for name in args.names or [m.name for m in store.models()]:
+        stored = store.get(name)
+        atomic_write_text(stored.card_path, render_card(stored))  # the card is not in the sha256: no swap needed
+        print(f"{name}: {stored.card_path}")
+
+
+def cmd_push(args: argparse.Namespace) -> None:
+    from convzoo.hub import push
+
+    print(f"pushed {args.name} to {push(args.name, args.repo, store=_store(args), private=args.private)}")
+
+
+def cmd_pull(args: argparse.Namespace) -> None:
+    from convzoo.hub import pull
+
+    stored = pull(args.repo, revision=args.revision, root=Path(args.store) if args.store else None)
+    print(f"pulled {args.repo} as {stored.name} into {stored.folder} (sha256 {stored.sha256} verified)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convzoo", description="Classic CNNs: train, export to ONNX, evaluate, serve, demo.")
     p.add_argument("--version", action="version", version=f"convzoo {__version__}")
@@ -185,6 +230,27 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--token", help="bearer token required on every route except health (or $CONVZOO_TOKEN)")
     c.add_argument("--cors", help="comma-separated browser origins allowed to call the API "
                                   "(default: none; or $CONVZOO_CORS_ORIGINS)")
+
+    c = command("triton", cmd_triton, "write a Triton model repository from the store (no re-export)")
+    c.add_argument("out", help="folder to write (one subfolder per model, with config.pbtxt)")
+    c.add_argument("names", nargs="*", help="models (default: every whole model in the store)")
+
+    c = command("doctor", cmd_doctor, "which onnxruntime build and providers are used here, and if not CUDA, why")
+    c.add_argument("--json", action="store_true", help="the report as JSON")
+
+    c = command("card", cmd_card, "rewrite model cards (README.md) from their manifests")
+    c.add_argument("names", nargs="*", help="models (default: every whole model in the store)")
+
+    c = command("push", cmd_push, "upload a stored model to a Hugging Face Hub model repository")
+    c.add_argument("name")
+    c.add_argument("--repo", required=True, help="ORG/NAME on the Hub (created when missing)")
+    c.add_argument("--private", action="store_true", help="create the repository as private")
+
+    c = command("pull", cmd_pull, "download a model from the Hugging Face Hub into the store, sha256 verified",
+                store=False)
+    c.add_argument("repo", help="ORG/NAME on the Hub")
+    c.add_argument("--revision", help="branch, tag or commit (default: main)")
+    c.add_argument("--store", help="store folder to install into (default: $CONVZOO_HOME or ~/.cache/convzoo)")
 
     c = command("demo", cmd_demo, "launch the Gradio app")
     c.add_argument("--host", default="127.0.0.1")

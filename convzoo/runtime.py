@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convzoo.errors import BadInputError, IntegrityError
 from convzoo.registry import Store
@@ -78,6 +78,25 @@ def normalize_batch(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
 def normalize(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
     """One image, HxW or HxWxC in 0..255 -> 1xCxHxW float32."""
     return normalize_batch(pixels[None], pre)
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An image file decoded into memory, its size checked from the header before any pixel is decoded."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                raise BadInputError(f"{path}: the image is {image.width}x{image.height} pixels, more than the limit "
+                                    f"of {max_pixels:,}; scale it down first")
+            image.load()
+            return image.copy()
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise BadInputError(f"{path}: not an image Pillow can read; give a PNG, JPEG or WebP") from None
+    except Image.DecompressionBombError as e:
+        raise BadInputError(f"{path}: {e}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated, corrupt, or metadata past Pillow's limits
+        raise BadInputError(f"{path}: the image is truncated or corrupt ({e})") from None
 
 
 def preprocess_image(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:

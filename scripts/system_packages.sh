@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Debian/Ubuntu packages the tests need (Fashion-MNIST's idx files, headless Chromium and its driver):
 # installed when missing, as root or through sudo; one clear line when that is not possible.
+# Arguments replace the list (`make test-container` asks for the container builder: buildah podman debootstrap).
 set -uo pipefail
 PACKAGES=(dataset-fashion-mnist chromium chromium-driver)
+[ $# -gt 0 ] && PACKAGES=("$@")
 if ! command -v dpkg >/dev/null 2>&1; then
     echo "system packages: not a Debian/Ubuntu machine; install ${PACKAGES[*]} (or their equivalents) yourself" >&2
     exit 0

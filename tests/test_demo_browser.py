@@ -120,6 +120,10 @@ def test_models_tab(page, app_url, artifacts):
     open_tab(page, app_url, "Models")
     expect(page.locator("#models-table")).to_contain_text("lenet5-fashion")
     expect(page.locator("#models-card")).to_contain_text("Run it with onnxruntime")  # the first stored model's card
+    page.locator("#models-table").get_by_text("lenet5-fashion", exact=True).first.click()
+    picture = page.locator("#models-pictures img").first
+    expect(picture).to_be_visible()  # the confusion matrix, loaded: a broken image has no natural width
+    page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=picture.element_handle())
     page.locator("#models-table").get_by_text("unet-membranes", exact=True).click()  # a row chooses a model
     expect(page.locator("#models-card")).to_contain_text("U-Net")
     expect(page.locator("#models-code")).to_contain_text("InferenceSession")

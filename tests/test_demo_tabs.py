@@ -156,16 +156,28 @@ def test_invariance_sweep_plots_and_explains(client):
 # models ---------------------------------------------------------------------------------------
 
 def test_model_card_download_and_ten_lines(client, tiny_store):
-    card, onnx_file, code = client.predict("tiny-fashion", api_name="/model_card")
+    card, onnx_file, code, pictures = client.predict("tiny-fashion", api_name="/model_card")
     stored = tiny_store.get("tiny-fashion")
-    assert card.startswith("# tiny-fashion")
+    assert card.startswith("# tiny-fashion") and "](confusion.png)" not in card
     assert hashlib.sha256(Path(onnx_file).read_bytes()).hexdigest() == stored.sha256
     assert "onnxruntime" in code and "convzoo.preprocess" in code
 
 
 def test_model_card_of_a_model_not_in_the_store(client):
-    card, onnx_file, code = client.predict("vgg11-fashion", api_name="/model_card")
+    card, onnx_file, code, pictures = client.predict("vgg11-fashion", api_name="/model_card")
     assert "not in the store" in card and "convzoo train vgg11-fashion" in card and onnx_file is None
+    assert pictures["visible"] is False  # no pictures: the gallery is hidden
+
+
+def test_a_cards_pictures_move_to_the_gallery_and_links_outside_the_folder_are_dropped(tmp_path):
+    from convzoo.demos.models_tab import card_pictures
+
+    (tmp_path / "confusion.png").write_bytes(b"png")
+    (tmp_path.parent / "secret.png").write_bytes(b"png")
+    card, pictures = card_pictures("a\n![confusion matrix](confusion.png)\n![x](../secret.png)\n![y](gone.png)\n",
+                                   tmp_path)
+    assert pictures == [(str((tmp_path / "confusion.png").resolve()), "confusion matrix")]
+    assert "](" not in card and "shown beside the card" in card
 
 
 def test_every_tab_explains_a_missing_model(tmp_path):

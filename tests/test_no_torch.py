@@ -28,7 +28,8 @@ def run_without_torch(code: str, cwd: Path = ROOT) -> subprocess.CompletedProces
 def test_torch_free_packages_import_without_torch():
     run_without_torch("import convzoo.serving, convzoo.demos, convzoo.cli, convzoo.registry, convzoo.runtime, "
                       "convzoo.convolution, convzoo.demos.playground, convzoo.demos.inside, convzoo.demos.plots, "
-                      "convzoo.demos.examples\n"
+                      "convzoo.demos.examples, convzoo.api, convzoo.hub, convzoo.doctor, convzoo.card, "
+                      "convzoo.export.triton\n"
                       "assert sys.modules['torch'] is None")
 
 

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from convzoo import catalogue, registry
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store, StoredModel
-from convzoo.runtime import MAX_PIXELS, to_rgb_or_gray
+from convzoo.runtime import MAX_PIXELS, read_image, to_rgb_or_gray
 
 log = logging.getLogger("convzoo.demos")
 
@@ -113,12 +113,7 @@ def as_image(value: Any) -> Image.Image:
     if isinstance(value, np.ndarray):
         return Image.fromarray(value.astype(np.uint8) if value.dtype != np.uint8 else value)
     if isinstance(value, (str, Path)):
-        with Image.open(value) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise BadInputError(f"the image is {im.width}x{im.height} pixels, "
-                                    f"more than the limit of {MAX_PIXELS:,}")
-            im.load()
-            return im.copy()
+        return read_image(value)
     if isinstance(value, Image.Image):
         return value
     raise BadInputError(f"expected an image, got {type(value).__name__}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -33,6 +35,27 @@ def _strip_front_matter(card: str) -> str:
     return card
 
 
+IMAGE_LINK = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<target>[^)\s]+)\)")
+
+
+def card_pictures(card: str, folder: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The card without its pictures, and the pictures as (file, caption) for a gallery.
+
+    A card's pictures are files beside it (``confusion.png``), which the Hub shows but a Markdown
+    component cannot reach; a link to anything outside the model's folder is dropped, not followed.
+    """
+    pictures: list[tuple[str, str]] = []
+
+    def take(match: re.Match) -> str:
+        path = (folder / match["target"]).resolve()
+        if path.is_relative_to(folder.resolve()) and path.is_file():
+            pictures.append((str(path), match["caption"]))
+            return f"*({match['caption']}: shown beside the card)*"
+        return ""
+
+    return IMAGE_LINK.sub(take, card), pictures
+
+
 def _card_of(stored: StoredModel) -> str:
     try:
         return _strip_front_matter(stored.card_path.read_text())
@@ -43,8 +66,9 @@ def _card_of(stored: StoredModel) -> str:
 
 
 @readable_errors
-def model_card(store: Store, name: str) -> tuple[str, Any, str]:
-    """The card (markdown), the ONNX file for the download button (None if absent), and the ten lines."""
+def model_card(store: Store, name: str) -> tuple[str, Any, str, list[tuple[str, str]]]:
+    """The card (markdown), the ONNX file for the download button (None if absent), the ten lines, and the
+    card's pictures (the confusion matrix) for the gallery."""
     if not name:
         raise gr.Error("choose a model first")
     stored = store.find(name)
@@ -53,9 +77,10 @@ def model_card(store: Store, name: str) -> tuple[str, Any, str]:
         how = (f"**{name} is not in the store.** {entry.summary}\n\nTrain and export it: `convzoo train {name}` then "
                f"`convzoo export {name}`; or copy its folder (model.onnx, model.json, README.md) into `$CONVZOO_HOME` "
                f"or `~/.cache/convzoo`.")
-        return how, None, f"# {name} is not in the store yet: train and export it first\n"
+        return how, None, f"# {name} is not in the store yet: train and export it first\n", []
     stored.verify()  # a corrupt file is refused here, with the reason, not offered for download
-    return _card_of(stored), str(stored.onnx_path), ten_lines(stored)
+    card, pictures = card_pictures(_card_of(stored), stored.folder)
+    return card, str(stored.onnx_path), ten_lines(stored), pictures
 
 
 def pick_row(table_rows: list[list[str]], index: int | list[int] | None) -> str:
@@ -71,9 +96,9 @@ def tab(store: Store) -> None:
     table = gr.Dataframe(table_rows, headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table",
                          label="The registry (click a row)")
     try:  # the first stored model's card is on the page from the start
-        card_text, onnx_file, code_text = model_card(store, first)
+        card_text, onnx_file, code_text, pictures = model_card(store, first)
     except gr.Error as e:
-        card_text, onnx_file, code_text = str(e), None, ""
+        card_text, onnx_file, code_text, pictures = str(e), None, "", []
     with gr.Row(equal_height=True):
         model = gr.Dropdown(names, value=first, label="Model", elem_id="models-model", scale=4)
         show = gr.Button("Show card", elem_id="models-show", scale=1, min_width=120)
@@ -84,8 +109,16 @@ def tab(store: Store) -> None:
             download = gr.DownloadButton("Download model.onnx", value=onnx_file, elem_id="models-download")
             code = gr.Code(code_text, language="python", label="Run it with onnxruntime (ten lines)",
                            elem_id="models-code")
-    model.change(partial(model_card, store), model, [card, download, code], api_name="model_card")
-    show.click(partial(model_card, store), model, [card, download, code], api_name=False)
+            gallery = gr.Gallery(pictures, label="From the card", columns=1, height="auto", allow_preview=True,
+                                 visible=bool(pictures), elem_id="models-pictures")
+
+    def show_card(name: str) -> tuple[str, Any, str, gr.Gallery]:  # a card without pictures hides the gallery
+        card_text, onnx_file, code_text, pictures = model_card(store, name)
+        return card_text, onnx_file, code_text, gr.Gallery(pictures, visible=bool(pictures))
+
+    outputs = [card, download, code, gallery]
+    model.change(show_card, model, outputs, api_name="model_card")
+    show.click(show_card, model, outputs, api_name=False)
 
     def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
         return pick_row(table_rows, evt.index)
