@@ -8,7 +8,6 @@ missing (the SDK's own constructors check it) is a problem. Prints one JSON line
 {"file", "kind", "name", "ok", "problems"}.
 """
 
-import datetime
 import json
 import re
 import sys
