@@ -10,6 +10,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from convzoo.demos import augmentation
 from convzoo.demos.common import dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors, skimage_photos
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
@@ -141,3 +142,4 @@ def tab(store: Store) -> None:
         slider.release(partial(predict, store), inputs, [moved, top5], api_name=False)
     run_predict.click(partial(predict, store), inputs, [moved, top5], api_name="invariance")
     run_sweep.click(partial(sweep, store), [model, example], [plot, summary], api_name="invariance_sweep")
+    augmentation.section(store)
