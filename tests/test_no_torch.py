@@ -29,7 +29,8 @@ def test_torch_free_packages_import_without_torch():
     run_without_torch("import convzoo.serving, convzoo.demos, convzoo.cli, convzoo.registry, convzoo.runtime, "
                       "convzoo.convolution, convzoo.demos.playground, convzoo.demos.inside, convzoo.demos.plots, "
                       "convzoo.demos.examples, convzoo.api, convzoo.hub, convzoo.doctor, convzoo.card, "
-                      "convzoo.export.triton\n"
+                      "convzoo.export.triton, convzoo.augment_preview, convzoo.demos.augmentation, "
+                      "convzoo.beyond_grid, convzoo.demos.beyond\n"
                       "assert sys.modules['torch'] is None")
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from convzoo import convolution as cv
-from convzoo.demos import examples, plots
+from convzoo.demos import beyond, examples, plots
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store
 from convzoo.runtime import load_model
@@ -731,6 +731,9 @@ def tab(store: Store) -> None:
     with gr.Tabs():
         with gr.Tab("By hand", id="by-hand"):
             by_hand = _by_hand()
+        beyond.signal_tab()
+        beyond.graph_tab()
+        beyond.volume_tab()
         _on_an_image(by_hand)
         _inside(store)
     _wire_by_hand(by_hand)

@@ -1,0 +1,429 @@
+"""Convolution beyond the 2-D grid, by hand and exact: a 1-D signal, a graph, a volume of frames.
+
+The same idea as ``convzoo.convolution`` (one small set of weights slid or shared everywhere), on the
+three other shapes a lecture meets next:
+- a 1-D signal, as in speech recognition, where filters slide along frequency and 3x1 max-pooling
+  follows (Abdel-Hamid et al., 2014, "Convolutional Neural Networks for Speech Recognition");
+- a graph, where "the window" of a node is the node and its neighbours: one layer of mean
+  aggregation ``h'_v = w · mean(h_u for u in N(v) ∪ {v})`` (the GCN of Kipf & Welling, 2017, with
+  row-normalised ``(A + I)``, which keeps every value a plain fraction);
+- a video volume of frames x rows x columns, where the output size follows the same formula per axis.
+
+Values are ``fractions.Fraction`` throughout, so ``-1/2`` stays ``-1/2``. Cross-correlation without
+flipping, as ``torch.nn.functional.conv1d``/``conv3d`` do it. Positions are 0-based here; the text a
+person reads counts from 1, and graph nodes are numbered from 1 as people number them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from convzoo import convolution as cv
+from convzoo.errors import BadInputError
+
+MAX_SIGNAL = 24  # by hand: a sum per output is only read while the row fits on a screen
+MAX_NODES = 12
+MAX_FRAMES = 4
+MAX_SIDE = 8
+AXES = ("depth (frames)", "height (rows)", "width (columns)")
+fmt = cv.format_number
+
+
+# ----------------------------------------------------------------------------------------------
+# reading what a person typed
+
+
+def parse_numbers(text: Any, name: str) -> list[Fraction]:
+    """``"1, 2, -1/2"`` (commas or spaces between values) as exact Fractions."""
+    if isinstance(text, (list, tuple)):
+        words = list(text)
+    else:
+        cleaned = re.sub(r"\s*/\s*", "/", str(text or "").strip())  # "1 / 2" is one value, not three
+        words = [w for w in re.split(r"[,;\s]+", cleaned) if w]
+    if not words:
+        raise BadInputError(f"the {name} is empty; type numbers separated by commas, such as 1, 2, -1/2")
+    return [cv.parse_number(w, f"{name}, value {i + 1}") for i, w in enumerate(words)]
+
+
+def whole(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """A setting typed in a number box: a whole number within its range, or a sentence saying so."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadInputError(f"{name} is empty; type a whole number from {minimum}"
+                            f"{f' to {maximum}' if maximum is not None else ' or more'}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer() or number < minimum or (maximum is not None and number > maximum):
+        top = f" to {maximum}" if maximum is not None else " or more"
+        raise BadInputError(f"{name} must be a whole number from {minimum}{top}, got {value!r}")
+    return int(number)
+
+
+def _triple(value: Any, name: str, minimum: int) -> tuple[int, int, int]:
+    values = (value,) * 3 if np.isscalar(value) else tuple(value)
+    if len(values) != 3:
+        raise BadInputError(f"{name} needs one number per axis (frames, rows, columns), got {value!r}")
+    a, b, c = (whole(v, f"{name} along {axis}", minimum) for v, axis in zip(values, AXES))
+    return a, b, c
+
+
+@dataclass(frozen=True)
+class Sum:
+    """One output value written out: the products summed, and where each input value sits."""
+
+    terms: tuple[tuple[Fraction, Fraction], ...]  # (input value, weight), in reading order
+    value: Fraction
+    at: tuple[tuple[int, ...], ...]  # each input value's position in the *padded* input, same order
+
+    @property
+    def text(self) -> str:
+        return " + ".join(f"({fmt(a)} × {fmt(w)})" for a, w in self.terms) + f" = {fmt(self.value)}"
+
+
+def _weighted_sum(padded: np.ndarray, weight: np.ndarray, start: Sequence[int], dilation: Sequence[int]) -> Sum:
+    """The window of ``padded`` that starts at ``start``, times ``weight``, tap by tap: every output of the
+    forward pass is made here, so what a click writes out is what was computed."""
+    terms, at = [], []
+    for offset in product(*(range(k) for k in weight.shape)):
+        position = tuple(s + o * d for s, o, d in zip(start, offset, dilation))
+        terms.append((padded[position], weight[offset]))
+        at.append(position)
+    return Sum(tuple(terms), sum((a * w for a, w in terms), Fraction(0)), tuple(at))
+
+
+def _fits(n: int, k: int, padding: int, dilation: int, where: str, fix: str) -> None:
+    span = dilation * (k - 1) + 1
+    if span > n + 2 * padding:
+        spread = f" ({k} taps, {dilation} apart)" if dilation > 1 else ""
+        pad = f" with padding {padding} on each side" if padding else ""
+        raise BadInputError(f"the kernel spans {span}{spread} {where}, but the input has only {n + 2 * padding}"
+                            f"{pad}; {fix}")
+
+
+# ----------------------------------------------------------------------------------------------
+# 1-D: a signal over frequency bands, a 3-tap kernel, 3x1 max-pooling
+
+
+def _row(values: Any, name: str) -> np.ndarray:
+    return np.array(parse_numbers(values, name), dtype=object)
+
+
+def conv1d(signal: Any, kernel: Any, stride: int = 1, padding: int = 0, dilation: int = 1) -> list[Fraction]:
+    """Cross-correlation as ``torch.nn.functional.conv1d`` on one channel."""
+    return [s.value for s in _conv1d_sums(_row(signal, "signal"), _row(kernel, "kernel"), stride, padding, dilation)]
+
+
+def _conv1d_sums(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilation: int) -> list[Sum]:
+    stride, padding = whole(stride, "stride", 1), whole(padding, "padding", 0)
+    dilation = whole(dilation, "dilation", 1)
+    if len(x) > MAX_SIGNAL:
+        raise BadInputError(f"the signal has {len(x)} values; by hand, keep it to {MAX_SIGNAL} or fewer")
+    if len(w) > len(x) + 2 * padding and dilation == 1:
+        raise BadInputError(f"the kernel has {len(w)} values but the signal only {len(x)}"
+                            f"{f' (with padding {padding} on each side, {len(x) + 2 * padding})' if padding else ''};"
+                            " shorten the kernel or lengthen the signal")
+    _fits(len(x), len(w), padding, dilation, "along the signal", "shorten the kernel or lengthen the signal")
+    out = cv.output_size(len(x), len(w), stride, padding, dilation)
+    padded = np.array([Fraction(0)] * padding + list(x) + [Fraction(0)] * padding, dtype=object)
+    return [_weighted_sum(padded, w, (i * stride,), (dilation,)) for i in range(out)]
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One pooled value: which outputs its window covers, and the largest."""
+
+    index: int
+    covers: tuple[int, ...]  # positions in the convolution's output
+    values: tuple[Fraction, ...]
+    value: Fraction
+
+    @property
+    def text(self) -> str:
+        outputs = ", ".join(str(i + 1) for i in self.covers)
+        values = ", ".join(fmt(v) for v in self.values)
+        return f"pooled {self.index + 1} = max of outputs {outputs} = max({values}) = {fmt(self.value)}"
+
+
+def max_pool1d(values: Sequence[Any], size: int = 3, stride: int | None = None) -> list[Pooled]:
+    """Max over windows of ``size`` (stride defaults to the window, as in torch); a short tail is dropped."""
+    size = whole(size, "pooling size", 1)
+    stride = size if stride is None else whole(stride, "pooling stride", 1)
+    values = [cv.parse_number(v) for v in values]
+    if size > len(values):
+        raise BadInputError(f"the pooling window covers {size} values but the convolution gives only {len(values)}; "
+                            "make the pooling window smaller or the signal longer")
+    pooled = []
+    for i in range((len(values) - size) // stride + 1):
+        covers = tuple(range(i * stride, i * stride + size))
+        window = tuple(values[j] for j in covers)
+        pooled.append(Pooled(i, covers, window, max(window)))
+    return pooled
+
+
+@dataclass(frozen=True)
+class SignalLayer:
+    """A 1-D convolution followed by max-pooling, each output with the sum that made it."""
+
+    signal: tuple[Fraction, ...]
+    kernel: tuple[Fraction, ...]
+    padding: int
+    sums: tuple[Sum, ...]
+    pool_size: int
+    pool_stride: int
+    pooled: tuple[Pooled, ...]
+
+    @property
+    def output(self) -> list[Fraction]:
+        return [s.value for s in self.sums]
+
+    @property
+    def padded(self) -> list[Fraction]:
+        zeros = [Fraction(0)] * self.padding
+        return zeros + list(self.signal) + zeros
+
+
+def signal_layer(signal: Any, kernel: Any, padding: Any = 0, pool_size: Any = 3,
+                 pool_stride: Any = None) -> SignalLayer:
+    """``signal`` and ``kernel`` as text (``"1, 2, -1/2"``) or numbers; stride 1, as over frequency in the paper."""
+    x, w = _row(signal, "signal"), _row(kernel, "kernel")
+    sums = _conv1d_sums(x, w, 1, padding, 1)
+    size = whole(pool_size, "pooling size", 1)
+    stride = size if pool_stride in (None, "") else whole(pool_stride, "pooling stride", 1)
+    pooled = max_pool1d([s.value for s in sums], size, stride)
+    return SignalLayer(tuple(x), tuple(w), int(padding), tuple(sums), size, stride, tuple(pooled))
+
+
+# ----------------------------------------------------------------------------------------------
+# graphs: a node's window is the node and its neighbours
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An undirected graph on nodes 1..``nodes``; ``edges`` are pairs ``(u, v)`` with ``u < v``."""
+
+    nodes: int
+    edges: frozenset[tuple[int, int]]
+
+    def neighbours(self, v: int) -> list[int]:
+        return sorted({b if a == v else a for a, b in self.edges if v in (a, b)})
+
+    def fed_by(self, v: int) -> list[int]:
+        """The nodes averaged into ``v``: itself and its neighbours, in number order."""
+        return sorted({v, *self.neighbours(v)})
+
+
+def _node(word: str, nodes: int, line: int, text: str) -> int:
+    if not re.fullmatch(r"\d+", word):
+        raise BadInputError(f"adjacency line {line} ({text!r}): {word!r} is not a node number; nodes are "
+                            f"numbered 1 to {nodes}")
+    v = int(word)
+    if not 1 <= v <= nodes:
+        raise BadInputError(f"adjacency line {line} ({text!r}) names node {v}, but there are only {nodes} nodes "
+                            f"(one per feature, numbered 1 to {nodes}); add a feature or remove the edge")
+    return v
+
+
+def parse_graph(text: Any, nodes: int) -> Graph:
+    """One line per node, ``"2: 1, 3"``: node 2 is joined to 1 and 3. An edge written on one side is enough."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise BadInputError(f"a graph by hand has 1 to {MAX_NODES} nodes (one feature each), got {nodes}")
+    edges = set()
+    for line, raw in enumerate(str(text or "").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        if raw.count(":") != 1:
+            raise BadInputError(f"adjacency line {line} ({raw.strip()!r}): write a node, a colon and its "
+                                "neighbours, such as 2: 1, 3")
+        head, tail = raw.split(":")
+        v = _node(head.strip(), nodes, line, raw.strip())
+        for word in (w for w in re.split(r"[,;\s]+", tail) if w):
+            u = _node(word, nodes, line, raw.strip())
+            if u == v:
+                raise BadInputError(f"adjacency line {line} ({raw.strip()!r}) makes node {v} its own neighbour; "
+                                    "leave it out, every node already counts itself in the mean")
+            edges.add((min(u, v), max(u, v)))
+    return Graph(nodes, frozenset(edges))
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One node's new value: the mean of its own and its neighbours' features, times the weight."""
+
+    node: int
+    fed_by: tuple[int, ...]
+    values: tuple[Fraction, ...]  # the features of ``fed_by``, same order
+    weight: Fraction
+    value: Fraction
+
+    @property
+    def text(self) -> str:
+        scale = "" if self.weight == 1 else f"{fmt(self.weight)} × "
+        total = " + ".join(fmt(v) for v in self.values)
+        return f"node {self.node}: {scale}({total}) / {len(self.values)} = {fmt(self.value)}"
+
+
+def aggregate(graph: Graph, features: Sequence[Any], weight: Any = 1) -> list[Aggregation]:
+    """One layer of mean aggregation, ``h'_v = w · mean(h_u for u in N(v) ∪ {v})``, for every node."""
+    h = [cv.parse_number(f, f"feature of node {i + 1}") for i, f in enumerate(features)]
+    if len(h) != graph.nodes:
+        raise BadInputError(f"the graph has {graph.nodes} nodes but {len(h)} features were given; give one per node")
+    w = cv.parse_number(weight, "weight")
+    out = []
+    for v in range(1, graph.nodes + 1):
+        fed_by = graph.fed_by(v)
+        values = tuple(h[u - 1] for u in fed_by)
+        out.append(Aggregation(v, tuple(fed_by), values, w, w * sum(values, Fraction(0)) / len(values)))
+    return out
+
+
+GRAPHS: dict[str, tuple[str, str]] = {  # name: (adjacency, node features)
+    "path": ("1: 2\n2: 3\n3: 4\n4: 5", "3, 1, 1/2, 2, 0"),
+    "star": ("1: 2, 3, 4, 5", "0, 1, 2, 3, 4"),
+    "ring": ("1: 2\n2: 3\n3: 4\n4: 5\n5: 6\n6: 1", "1, 0, 0, 0, 0, 0"),
+    # heavy atom bonds and hydrogens of CH3-OH, each atom's feature its atomic number
+    "molecule (methanol)": ("1: 2, 3, 4, 5\n2: 6", "6, 8, 1, 1, 1, 1"),
+}
+
+
+def graph_layer(adjacency: Any, features: Any, weight: Any = 1) -> tuple[Graph, list[Fraction], list[Aggregation]]:
+    """Text in, as the tab takes it: the graph, its features, and every node's aggregation."""
+    h = parse_numbers(features, "node features")
+    if len(h) > MAX_NODES:
+        raise BadInputError(f"{len(h)} features means {len(h)} nodes; by hand, keep the graph to {MAX_NODES}")
+    graph = parse_graph(adjacency, len(h))
+    return graph, h, aggregate(graph, h, weight if weight not in (None, "") else 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# 3-D: frames x rows x columns, and the output size per axis
+
+
+def parse_volume(text: Any, name: str) -> np.ndarray:
+    """Frames separated by a blank line, rows by a line break, values by commas or spaces: ``(D, H, W)``."""
+    frames = [block for block in re.split(r"\n\s*\n", str(text or "").strip()) if block.strip()]
+    if not frames:
+        raise BadInputError(f"the {name} is empty; type one frame per block of rows, with a blank line between frames")
+    grids = [[parse_numbers(line, f"{name}, frame {f + 1}, row {r + 1}")
+              for r, line in enumerate(block.strip().splitlines())] for f, block in enumerate(frames)]
+    rows, columns = {len(g) for g in grids}, {len(row) for g in grids for row in g}
+    if len(rows) > 1 or len(columns) > 1:
+        raise BadInputError(f"the {name} is ragged (frames of {'/'.join(map(str, sorted(rows)))} rows, rows of "
+                            f"{'/'.join(map(str, sorted(columns)))} values); every frame needs the same number of "
+                            "rows, and every row the same number of values")
+    return np.array(grids, dtype=object)
+
+
+def format_volume(volume: np.ndarray) -> str:
+    return "\n\n".join("\n".join(", ".join(fmt(v) for v in row) for row in frame) for frame in volume)
+
+
+def output_sizes(shape: Sequence[int], kernel: Sequence[int], stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1) -> tuple[int, int, int]:
+    """``floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1`` per axis, as ``conv3d`` sizes it."""
+    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
+    sizes = []
+    for axis, n, k, si, pi, di in zip(AXES, shape, kernel, s, p, d):
+        _fits(n, k, pi, di, f"along {axis}", f"make the kernel smaller along {axis.split()[0]}, or add padding")
+        sizes.append(cv.output_size(n, k, si, pi, di))
+    depth, height, width = sizes
+    return depth, height, width
+
+
+def size_formulas(shape: Sequence[int], kernel: Sequence[int], stride: Any = 1, padding: Any = 0,
+                  dilation: Any = 1) -> list[tuple[str, str]]:
+    """``(axis, "floor((2 + 2·0 - 1·(2 - 1) - 1) / 1) + 1 = 1")`` for depth, height and width."""
+    output_sizes(shape, kernel, stride, padding, dilation)  # the axis-named message first, if it does not fit
+    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
+    return [(axis, cv.output_size_formula(n, k, si, pi, di))
+            for axis, n, k, si, pi, di in zip(AXES, shape, kernel, s, p, d)]
+
+
+def _checked_volume(volume: np.ndarray, what: str) -> np.ndarray:
+    volume = np.asarray(volume, dtype=object)
+    if volume.ndim != 3:
+        raise BadInputError(f"the {what} needs frames x rows x columns, got shape {volume.shape}")
+    if volume.shape[0] > MAX_FRAMES or max(volume.shape[1:]) > MAX_SIDE:
+        raise BadInputError(f"the {what} is {'x'.join(map(str, volume.shape))}; by hand, keep it to {MAX_FRAMES} "
+                            f"frames of at most {MAX_SIDE}x{MAX_SIDE}")
+    return cv.exact(volume)
+
+
+def _volume_sums(volume: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Iterator[tuple[tuple, Sum]]:
+    x, w = _checked_volume(volume, "input"), _checked_volume(kernel, "kernel")
+    sizes = output_sizes(x.shape, w.shape, stride, padding, dilation)
+    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
+    padded = np.pad(x, [(pi, pi) for pi in p], constant_values=Fraction(0))
+    for index in product(*(range(n) for n in sizes)):
+        yield index, _weighted_sum(padded, w, [i * si for i, si in zip(index, s)], d)
+
+
+def conv3d(volume: Any, kernel: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> np.ndarray:
+    """Cross-correlation as ``torch.nn.functional.conv3d`` on one channel: ``(D', H', W')`` exact."""
+    x, w = _checked_volume(volume, "input"), _checked_volume(kernel, "kernel")
+    out = np.empty(output_sizes(x.shape, w.shape, stride, padding, dilation), dtype=object)
+    for index, one in _volume_sums(x, w, stride, padding, dilation):
+        out[index] = one.value
+    return out
+
+
+def volume_sum(volume: Any, kernel: Any, index: Sequence[int], stride: Any = 1, padding: Any = 0,
+               dilation: Any = 1) -> Sum:
+    """The terms behind ``conv3d(...)[index]``, frame by frame, row by row."""
+    for at, one in _volume_sums(volume, kernel, stride, padding, dilation):
+        if at == tuple(index):
+            return one
+    raise BadInputError(f"there is no output at frame {index[0] + 1}, row {index[1] + 1}, column {index[2] + 1}")
+
+
+def _line(k: int) -> list[Fraction]:
+    """``[-1/2, 1, -1/2]`` at k=3: the lecture's vertical-line row, centre against the sides, summing to zero."""
+    side = Fraction(-1, k - 1) if k > 1 else Fraction(0)
+    return [Fraction(1) if j == k // 2 else side for j in range(k)]
+
+
+def _motion(d: int, h: int, w: int) -> np.ndarray:
+    frames = [[[Fraction(0)] * w for _ in range(h)] for _ in range(d)]
+    if d > 1:  # the last frame minus the first: what changed
+        frames[0] = [[Fraction(-1)] * w for _ in range(h)]
+        frames[-1] = [[Fraction(1)] * w for _ in range(h)]
+    return np.array(frames, dtype=object)
+
+
+def _turning(d: int, h: int, w: int) -> np.ndarray:
+    """The lecture's filter A (a vertical line) in even frames, B (a horizontal line) in odd ones: a pattern
+    in time as well as space, a vertical line that turns horizontal."""
+    vertical = [_line(w)] * h
+    horizontal = [[v] * w for v in _line(h)]
+    return np.array([vertical if t % 2 == 0 else horizontal for t in range(d)], dtype=object)
+
+
+KERNELS = {
+    "vertical line, then horizontal": _turning,
+    "vertical line in every frame": lambda d, h, w: np.array([[_line(w)] * h] * d, dtype=object),
+    "frame difference (motion)": _motion,
+    "average": lambda d, h, w: np.full((d, h, w), Fraction(1, d * h * w), dtype=object),
+}
+
+
+def volume_kernel(name: str, depth: Any, height: Any, width: Any) -> np.ndarray:
+    shape = (whole(depth, "kernel frames", 1, MAX_FRAMES), whole(height, "kernel rows", 1, MAX_SIDE),
+             whole(width, "kernel columns", 1, MAX_SIDE))
+    if name not in KERNELS:
+        raise BadInputError(f"no kernel preset named {name!r}; choose one of: {', '.join(KERNELS)}")
+    return KERNELS[name](*shape)
+
+
+# the lecture's 4x4 image, then the same image a column to the right: two frames of a moving picture
+VOLUME = np.array([[[0, 1, 0, 1], [0, 1, 0, 1], [1, 1, 1, 1], [0, -2, 0, -2]],
+                   [[0, 0, 1, 0], [0, 0, 1, 0], [0, 1, 1, 1], [0, 0, -2, 0]]], dtype=object)
+SIGNAL = "0, 1, 3, 1, 0, 1/2, 2, 1/2, 0, -1, 1"  # say, log energies in 11 mel bands: two formant peaks
+SIGNAL_KERNEL = "-1/2, 1, -1/2"  # the lecture's line detector, along frequency: a peak between two lower bands

@@ -1,0 +1,408 @@
+"""The filter playground beyond the 2-D grid: a 1-D signal, a graph and a volume of frames, by hand.
+
+Three nested tabs of the playground, each the by-hand exercise's shape: inputs typed as text, outputs
+as exact fractions, and a click on any output writes out the sum that made it and lights up what fed it.
+The arithmetic is ``convzoo.beyond_grid``; this module only reads the inputs and draws HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from convzoo import beyond_grid as bg
+from convzoo.demos.common import readable_errors
+
+fmt = bg.fmt
+
+CSS = """
+.bz-row { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+.bz-card { border: 1px solid #d0d4dc; border-radius: 8px; padding: 10px 12px; background: #fafbfc; color: #111; }
+.bz-card h4 { margin: 0 0 6px 0; font-size: 15px; color: #111; }
+.bz-grid { border-collapse: collapse; margin: 4px 0; font-family: ui-monospace, monospace; font-size: 16px; }
+.bz-grid th { font: 13px sans-serif; color: #444; text-align: right; padding-right: 8px; white-space: nowrap; }
+.bz-grid td { border: 1px solid #9aa3b2; min-width: 40px; height: 34px; text-align: center; padding: 2px 6px;
+  background: #fff; color: #111; }
+.bz-grid td.bz-empty { border: none; background: transparent; }
+.bz-grid td[data-pick] { cursor: pointer; }
+.bz-grid td[data-pick]:hover { background: #e8f0ff; }
+.bz-grid td.bz-sel { background: #ffd866 !important; font-weight: 700; outline: 2px solid #c77d00; }
+.bz-grid td.bz-win { background: #ffe9a8; font-weight: 700; outline: 2px solid #c77d00; }
+.bz-grid td.bz-pad { background: #eceef2; color: #888; }
+.bz-grid td small { display: block; font-size: 11px; color: #8a5a00; font-weight: 400; }
+.bz-sizes td, .bz-sizes th { font: 14px ui-monospace, monospace; text-align: left; padding: 3px 8px; }
+.bz-note { font-size: 13px; color: #444; margin: 2px 0 8px 0; }
+.bz-sum { font-family: ui-monospace, monospace; font-size: 15px; background: #fff7dd; color: #111;
+  border-left: 4px solid #c77d00; padding: 8px 10px; margin-top: 8px; white-space: normal; word-break: break-word; }
+.bz-graph g[data-pick] { cursor: pointer; }
+.bz-graph circle { fill: #fff; stroke: #5a6375; stroke-width: 2; }
+.bz-graph .bz-feed circle { fill: #ffe9a8; stroke: #c77d00; }
+.bz-graph .bz-sel circle { fill: #ffd866; stroke: #c77d00; stroke-width: 4; }
+.bz-graph line { stroke: #9aa3b2; stroke-width: 2; }
+.bz-graph line.bz-feed { stroke: #c77d00; stroke-width: 4; }
+.bz-graph text { font: 15px ui-monospace, monospace; fill: #111; text-anchor: middle; dominant-baseline: central; }
+.bz-graph text.bz-h { font-size: 13px; fill: #555; }
+"""
+CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const picked = event.target.closest('[data-pick]');
+  if (picked) { trigger('click', {pick: picked.dataset.pick}); }
+});
+"""
+
+
+class Pick(gr.EventData):
+    """A click on an output value or a node (``CLICK_JS`` sends its ``data-pick`` label)."""
+
+    def __init__(self, target: Any, data: Any) -> None:
+        super().__init__(target, data)
+        self.pick = data.get("pick") if isinstance(data, dict) else None
+
+
+def _td(value: Any, pick: str | None = None, cls: str = "", note: str = "") -> str:
+    attributes = f" data-pick='{html.escape(pick)}'" if pick else ""
+    attributes += f" class='{cls}'" if cls else ""
+    small = f"<small>{html.escape(note)}</small>" if note else ""
+    return f"<td{attributes}>{html.escape(fmt(value))}{small}</td>"
+
+
+def _sum_box(text: str) -> str:
+    return f"<div class='bz-sum' data-testid='beyond-sum'>{html.escape(text)}</div>"
+
+
+def _chosen(chosen: Any, choices: list[str]) -> str:
+    """The chosen output, or the first one when it no longer exists (the signal got shorter, say)."""
+    return chosen if chosen in choices else choices[0]
+
+
+def _view(state: Callable[..., tuple[str, list[str], str]]) -> Callable[..., tuple[str, Any]]:
+    """A ``*_state`` function for the UI: a sentence on a mistake, the output chooser as a Dropdown update."""
+
+    @readable_errors
+    def view(*values: Any) -> tuple[str, Any]:
+        page, choices, chosen = state(*values)
+        return page, gr.Dropdown(choices=choices, value=chosen)
+
+    view.__name__ = state.__name__.replace("_state", "_view")
+    return view
+
+
+def _pick(view: Callable[..., tuple[str, Any]]) -> Callable[..., tuple[str, Any]]:
+    """A clicked output becomes the chosen one (the chooser is the last input); a stray click keeps it."""
+
+    def pick(event: Pick, *values: Any) -> tuple[str, Any]:
+        *inputs, chosen = values
+        return view(*inputs, event.pick or chosen)
+
+    return pick
+
+
+def _wire(inputs: Sequence[gr.components.Component], chosen: gr.Dropdown, page: gr.HTML,
+          state: Callable[..., tuple[str, list[str], str]], api_name: str) -> None:
+    """Typing is read when a box is left or Enter is pressed, so a half-typed ``-1/`` is not an error."""
+    view = _view(state)
+    triggers = [e for c in inputs for e in ((c.submit, c.blur) if isinstance(c, gr.Textbox) else (c.change,))]
+    gr.on([*triggers, chosen.input], view, [*inputs, chosen], [page, chosen], api_name=api_name,
+          trigger_mode="always_last")
+    page.click(_pick(view), [*inputs, chosen], [page, chosen], api_visibility="private")
+
+
+def _first(state: Callable[..., tuple[str, list[str], str]], *values: Any) -> tuple[str, list[str], str]:
+    return state(*values, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1-D: a signal
+
+SIGNAL_NOTES = """
+### 1-D convolution, as in speech recognition
+A spectrogram frame is a row of energies, one per frequency band. Abdel-Hamid et al. (2014) slide small
+filters **along frequency** (a 1-D convolution), then max-pool 3 neighbouring outputs into one, so that a
+formant shifted by a band or two, one speaker to the next, gives nearly the same pooled value. Here one 3-tap
+kernel, the lecture's line detector `-1/2, 1, -1/2`, answers where a band is stronger than its neighbours.
+**Click any output or pooled value** to see how it is made. Edit the numbers (press Enter or leave the box).
+"""
+
+
+def signal_state(signal: Any, kernel: Any, padding: Any, pool_size: Any, pool_stride: Any,
+                 chosen: Any) -> tuple[str, list[str], str]:
+    """The exercise as HTML, the outputs one can choose, and the chosen one."""
+    layer = bg.signal_layer(signal, kernel, padding, pool_size, pool_stride)
+    choices = [f"output {i + 1}" for i in range(len(layer.sums))]
+    choices += [f"pooled {j + 1}" for j in range(len(layer.pooled))]
+    chosen = _chosen(chosen, choices)
+    return signal_html(layer, chosen), choices, chosen
+
+
+def signal_html(layer: bg.SignalLayer, chosen: str) -> str:
+    kind, number = chosen.split()
+    index = int(number) - 1
+    taps: dict[int, Fraction] = {}
+    covered: set[int] = set()
+    if kind == "output":
+        one = layer.sums[index]
+        taps = {position: w for (position,), (_, w) in zip(one.at, one.terms)}
+        text = f"output {index + 1} = {one.text}"
+    else:
+        pooled = layer.pooled[index]
+        covered = set(pooled.covers)
+        text = pooled.text
+    padded, p = layer.padded, layer.padding
+    centre = (len(layer.kernel) - 1) // 2  # each output sits under the middle of its window
+
+    def placed(values: dict[int, str]) -> str:
+        return "".join(values.get(c, "<td class='bz-empty'></td>") for c in range(len(padded)))
+
+    signal = {c: _td(v, cls="bz-win" if c in taps else ("bz-pad" if not p <= c < len(padded) - p else ""),
+                     note=f"× {fmt(taps[c])}" if c in taps else "") for c, v in enumerate(padded)}
+    outputs = {i + centre: _td(s.value, f"output {i + 1}",
+                               "bz-sel" if chosen == f"output {i + 1}" else ("bz-win" if i in covered else ""))
+               for i, s in enumerate(layer.sums)}
+    pooled_cells = {q.covers[0] + (len(q.covers) - 1) // 2 + centre:
+                    _td(q.value, f"pooled {q.index + 1}", "bz-sel" if chosen == f"pooled {q.index + 1}" else "")
+                    for q in layer.pooled}
+    pool_title = f"max-pool {layer.pool_size}" + (f", stride {layer.pool_stride}"
+                                                  if layer.pool_stride != layer.pool_size else "")
+    rows = [("signal" + (" (grey: padding)" if p else ""), placed(signal)),
+            (f"convolution ({len(layer.sums)})", placed(outputs)),
+            (f"{pool_title} ({len(layer.pooled)})", placed(pooled_cells))]
+    table = "".join(f"<tr><th>{html.escape(title)}</th>{cells}</tr>" for title, cells in rows)
+    kernel = "".join(_td(w) for w in layer.kernel)
+    return (f"<div class='bz-card'><h4>kernel</h4><table class='bz-grid' data-testid='beyond-kernel'><tr>{kernel}"
+            f"</tr></table><div class='bz-note'>output size: "
+            f"{html.escape(bg.cv.output_size_formula(len(layer.signal), len(layer.kernel), 1, p))}</div>"
+            f"<table class='bz-grid'>{table}</table>{_sum_box(text)}</div>")
+
+
+def signal_tab() -> None:
+    with gr.Tab("1D signal", id="beyond-signal"):
+        gr.Markdown(SIGNAL_NOTES)
+        with gr.Row():
+            signal = gr.Textbox(bg.SIGNAL, label="Signal (one value per frequency band)", max_lines=1, scale=3,
+                                elem_id="beyond-signal-input")
+            kernel = gr.Textbox(bg.SIGNAL_KERNEL, label="Kernel", max_lines=1, scale=1, elem_id="beyond-signal-kernel")
+        with gr.Row():
+            padding = gr.Number(0, label="Padding", precision=0, min_width=80, elem_id="beyond-signal-padding")
+            size = gr.Number(3, label="Pooling size", precision=0, min_width=80, elem_id="beyond-signal-pool-size")
+            stride = gr.Number(3, label="Pooling stride", precision=0, min_width=80,
+                               elem_id="beyond-signal-pool-stride")
+        page, choices, chosen = _first(signal_state, bg.SIGNAL, bg.SIGNAL_KERNEL, 0, 3, 3)
+        view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-signal-view")
+        choice = gr.Dropdown(choices, value=chosen, label="Value written out", allow_custom_value=True,
+                             elem_id="beyond-signal-choice")
+    _wire([signal, kernel, padding, size, stride], choice, view, signal_state, "beyond_signal")
+
+
+# ----------------------------------------------------------------------------------------------
+# graphs
+
+GRAPH_NOTES = """
+### Graph convolution
+On a graph there is no grid to slide a window on, so a node's window is **the node and its neighbours**. One
+layer of mean aggregation gives every node the mean of those features, times one shared weight:
+h'(v) = w · mean(h(u) for u in N(v) ∪ {v}), that is ((A + I) h / degree) · w, the propagation rule of
+Kipf & Welling (2017) with a plain mean. The same weight everywhere, as one filter serves a whole image.
+Write one line per node, `2: 1, 3` joins node 2 to nodes 1 and 3. **Click a node or its new value.**
+"""
+GRAPH_SIDE = 320
+
+
+def graph_state(adjacency: Any, features: Any, weight: Any, chosen: Any) -> tuple[str, list[str], str]:
+    graph, h, aggregations = bg.graph_layer(adjacency, features, weight)
+    choices = [f"node {v}" for v in range(1, graph.nodes + 1)]
+    chosen = _chosen(chosen, choices)
+    return graph_html(graph, h, aggregations, int(chosen.split()[1])), choices, chosen
+
+
+def _positions(nodes: int) -> list[tuple[float, float]]:
+    """On a circle, node 1 at the top, clockwise; one node alone in the middle."""
+    middle, radius = GRAPH_SIDE / 2, GRAPH_SIDE / 2 - 56
+    if nodes == 1:
+        return [(middle, middle)]
+    return [(middle + radius * math.sin(2 * math.pi * i / nodes), middle - radius * math.cos(2 * math.pi * i / nodes))
+            for i in range(nodes)]
+
+
+def drawing(graph: bg.Graph, h: Sequence[Fraction], node: int) -> str:
+    """The graph as SVG: the chosen node, the nodes it averages and the edges they came along, lit up."""
+    at = _positions(graph.nodes)
+    fed_by = set(graph.fed_by(node))
+    middle = GRAPH_SIDE / 2
+    parts = []
+    for a, b in sorted(graph.edges):
+        lit = " class='bz-feed'" if node in (a, b) else ""
+        (x1, y1), (x2, y2) = at[a - 1], at[b - 1]
+        parts.append(f"<line x1='{x1:.1f}' y1='{y1:.1f}' x2='{x2:.1f}' y2='{y2:.1f}'{lit}/>")
+    for v, (x, y) in enumerate(at, start=1):
+        cls = "bz-sel" if v == node else ("bz-feed" if v in fed_by else "")
+        dx, dy = (x - middle, y - middle)
+        norm = math.hypot(dx, dy) or 1.0
+        lx, ly = (x + 34 * dx / norm, y + 34 * dy / norm) if graph.nodes > 1 else (x, y + 34)
+        parts.append(f"<g data-pick='node {v}' class='{cls}'><circle cx='{x:.1f}' cy='{y:.1f}' r='18'/>"
+                     f"<text x='{x:.1f}' y='{y:.1f}'>{v}</text>"
+                     f"<text class='bz-h' x='{lx:.1f}' y='{ly:.1f}'>h={html.escape(fmt(h[v - 1]))}</text></g>")
+    return (f"<svg class='bz-graph' data-testid='beyond-graph-drawing' width='{GRAPH_SIDE}' height='{GRAPH_SIDE}' "
+            f"viewBox='0 0 {GRAPH_SIDE} {GRAPH_SIDE}'>{''.join(parts)}</svg>")
+
+
+def graph_html(graph: bg.Graph, h: Sequence[Fraction], aggregations: Sequence[bg.Aggregation], node: int) -> str:
+    one = aggregations[node - 1]
+    rows = "".join(f"<tr><th>node {a.node}</th>{_td(h[a.node - 1], cls='bz-win' if a.node in one.fed_by else '')}"
+                   f"{_td(a.value, f'node {a.node}', 'bz-sel' if a.node == node else '')}</tr>" for a in aggregations)
+    neighbours = [u for u in one.fed_by if u != node]
+    said = (f"node {node} itself and its neighbours {', '.join(map(str, neighbours))}" if neighbours
+            else f"node {node} alone (it has no neighbours)")
+    return (f"<div class='bz-row'><div class='bz-card'>{drawing(graph, h, node)}</div>"
+            f"<div class='bz-card'><h4>h → h' (one layer)</h4><table class='bz-grid'><tr><th></th><th>h</th>"
+            f"<th>h'</th></tr>{rows}</table><div class='bz-note'>fed by {html.escape(said)}</div>"
+            f"{_sum_box(one.text)}</div></div>")
+
+
+def load_graph(name: str) -> tuple[str, str]:
+    if name not in bg.GRAPHS:
+        raise gr.Error(f"no graph named {name!r}; choose one of: {', '.join(bg.GRAPHS)}")
+    return bg.GRAPHS[name]
+
+
+def graph_tab() -> None:
+    first = next(iter(bg.GRAPHS))
+    with gr.Tab("Graph", id="beyond-graph"):
+        gr.Markdown(GRAPH_NOTES)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                preset = gr.Dropdown(list(bg.GRAPHS), value=first, label="Graph", elem_id="beyond-graph-preset")
+                adjacency = gr.Textbox(bg.GRAPHS[first][0], label="Neighbours (one line per node)", lines=5,
+                                       elem_id="beyond-graph-adjacency")
+                features = gr.Textbox(bg.GRAPHS[first][1], label="Node features h (one per node, in order)",
+                                      max_lines=1, elem_id="beyond-graph-features")
+                weight = gr.Textbox("1", label="Weight w", max_lines=1, elem_id="beyond-graph-weight")
+            with gr.Column(scale=3):
+                page, choices, chosen = _first(graph_state, *bg.GRAPHS[first], "1")
+                view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-graph-view")
+                choice = gr.Dropdown(choices, value=chosen, label="Node written out", allow_custom_value=True,
+                                     elem_id="beyond-graph-choice")
+    _wire([adjacency, features, weight], choice, view, graph_state, "beyond_graph")
+    # .then: the new graph is drawn once both of its boxes hold it, not twice from half of it
+    preset.input(load_graph, preset, [adjacency, features], api_name="beyond_graph_preset").then(
+        _view(graph_state), [adjacency, features, weight, choice], [view, choice], api_visibility="private")
+
+
+# ----------------------------------------------------------------------------------------------
+# 3-D: sizes per axis
+
+VOLUME_NOTES = """
+### The output size, per axis, on two frames
+A video clip adds an axis: frames × rows × columns. A 3-D kernel spans a few frames as well as rows and
+columns (C3D, Tran et al., 2015), and each axis follows the same formula on its own:
+**out = floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1**. Here the input is the lecture's
+image and the same image a column to the right, 2 × 4 × 4; a 2 × 3 × 3 kernel covers both frames, so the
+output has one frame. Change the kernel, stride or padding per axis and watch the sizes; **click an output
+value** to see its sum written out over both frames.
+"""
+AXIS_KEYS = ("d", "h", "w")
+
+
+def volume_state(volume: Any, kernel: Any, stride_d: Any, stride_h: Any, stride_w: Any, padding_d: Any,
+                 padding_h: Any, padding_w: Any, dilation_d: Any, dilation_h: Any, dilation_w: Any,
+                 chosen: Any) -> tuple[str, list[str], str]:
+    """Stride, padding and dilation come per axis: frames (d), rows (h), columns (w)."""
+    stride, padding = (stride_d, stride_h, stride_w), (padding_d, padding_h, padding_w)
+    dilation = (dilation_d, dilation_h, dilation_w)
+    x, w = bg.parse_volume(volume, "input"), bg.parse_volume(kernel, "kernel")
+    out = bg.conv3d(x, w, stride, padding, dilation)
+    choices = [volume_label(index) for index in np.ndindex(out.shape)]
+    chosen = _chosen(chosen, choices)
+    index = tuple(int(n) - 1 for n in re.findall(r"\d+", chosen))
+    one = bg.volume_sum(x, w, index, stride, padding, dilation)
+    sizes = bg.size_formulas(x.shape, w.shape, stride, padding, dilation)
+    return volume_html(x, w, out, one, index, sizes, padding), choices, chosen
+
+
+def volume_label(index: Sequence[int]) -> str:
+    return f"frame {index[0] + 1}, row {index[1] + 1}, column {index[2] + 1}"
+
+
+def _frames(volume: np.ndarray, cells: Callable[[int, int, int], tuple[str | None, str, str]], title: str) -> str:
+    """One small table per frame; ``cells(d, r, c)`` gives each value's pick label, class and note."""
+    tables = []
+    for d, frame in enumerate(volume):
+        rows = "".join("<tr>" + "".join(_td(v, *cells(d, r, c)) for c, v in enumerate(row)) + "</tr>"
+                       for r, row in enumerate(frame))
+        tables.append(f"<div><div class='bz-note'>{html.escape(title)} {d + 1}</div>"
+                      f"<table class='bz-grid'>{rows}</table></div>")
+    return f"<div class='bz-row'>{''.join(tables)}</div>"
+
+
+def volume_html(x: np.ndarray, w: np.ndarray, out: np.ndarray, one: bg.Sum, index: tuple[int, ...],
+                sizes: list[tuple[str, str]], padding: Sequence[Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(axis)}</th><td>{html.escape(formula)}</td></tr>" for axis, formula in sizes)
+    shape = " × ".join(str(n) for n in out.shape)
+    sizes_table = (f"<table class='bz-sizes' data-testid='beyond-sizes'><tr><th>axis</th><th>floor((in + 2·padding - "
+                   f"dilation·(kernel - 1) - 1) / stride) + 1</th></tr>{rows}</table>")
+    outputs = _frames(out, lambda d, r, c: (volume_label((d, r, c)), "bz-sel" if (d, r, c) == index else "", ""),
+                      "output frame")
+    p = [int(v) for v in padding]
+    padded = np.pad(x, [(n, n) for n in p], constant_values=Fraction(0))
+    weights = {position: weight for position, (_, weight) in zip(one.at, one.terms)}
+
+    def window(d: int, r: int, c: int) -> tuple[None, str, str]:
+        if (d, r, c) in weights:
+            return None, "bz-win", f"× {fmt(weights[(d, r, c)])}"
+        inside = all(pi <= i < pi + n for i, pi, n in zip((d, r, c), p, x.shape))
+        return None, "" if inside else "bz-pad", ""
+
+    return (f"<div class='bz-row'><div class='bz-card'><h4>sizes: {' × '.join(map(str, x.shape))} input, "
+            f"{' × '.join(map(str, w.shape))} kernel → {shape} output</h4>{sizes_table}</div>"
+            f"<div class='bz-card' data-testid='beyond-volume-outputs'><h4>output (frames × rows × columns)</h4>"
+            f"{outputs}</div></div>"
+            f"<div class='bz-card'><h4>{html.escape(volume_label(index))} = {html.escape(fmt(one.value))}</h4>"
+            f"<div class='bz-row'><div>{_frames(padded, window, 'input frame')}</div>"
+            f"<div>{_frames(w, lambda d, r, c: (None, '', ''), 'kernel frame')}</div></div>{_sum_box(one.text)}</div>")
+
+
+@readable_errors
+def make_kernel(name: str, depth: Any, height: Any, width: Any) -> str:
+    return bg.format_volume(bg.volume_kernel(name, depth, height, width))
+
+
+def _per_axis(label: str, values: Sequence[int]) -> list[gr.Number]:
+    return [gr.Number(value, label=f"{label.capitalize()} ({axis.split()[0]})", precision=0, min_width=80,
+                      elem_id=f"beyond-volume-{label}-{a}") for value, axis, a in zip(values, bg.AXES, AXIS_KEYS)]
+
+
+def volume_tab() -> None:
+    first = next(iter(bg.KERNELS))
+    kernel_text = make_kernel(first, 2, 3, 3)
+    with gr.Tab("3D sizes", id="beyond-volume"):
+        gr.Markdown(VOLUME_NOTES)
+        with gr.Row():
+            volume = gr.Textbox(bg.format_volume(bg.VOLUME), label="Input: frames separated by a blank line", lines=9,
+                                max_lines=40, elem_id="beyond-volume-input")
+            with gr.Column():
+                preset = gr.Dropdown(list(bg.KERNELS), value=first, label="Kernel preset",
+                                     elem_id="beyond-volume-preset")
+                with gr.Row():
+                    sizes = _per_axis("kernel", (2, 3, 3))
+                kernel = gr.Textbox(kernel_text, label="Kernel: frames separated by a blank line", lines=7,
+                                    max_lines=40, elem_id="beyond-volume-kernel")
+        with gr.Row():
+            stride = _per_axis("stride", (1, 1, 1))
+            padding = _per_axis("padding", (0, 0, 0))
+            dilation = _per_axis("dilation", (1, 1, 1))
+        page, choices, chosen = _first(volume_state, bg.format_volume(bg.VOLUME), kernel_text, 1, 1, 1, 0, 0, 0, 1, 1,
+                                       1)
+        view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-volume-view")
+        choice = gr.Dropdown(choices, value=chosen, label="Output written out", allow_custom_value=True,
+                             elem_id="beyond-volume-choice")
+    _wire([volume, kernel, *stride, *padding, *dilation], choice, view, volume_state, "beyond_volume")
+    gr.on([preset.input, *(n.change for n in sizes)], make_kernel, [preset, *sizes], kernel,
+          api_name="beyond_volume_kernel").then(_view(volume_state), [volume, kernel, *stride, *padding, *dilation,
+                                                                      choice], [view, choice],
+                                                api_visibility="private")
