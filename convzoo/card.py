@@ -118,6 +118,19 @@ def _training_section(entry: Mapping[str, Any], training: Mapping[str, Any]) -> 
     return lines
 
 
+def _experiment_section(experiment: Mapping[str, Any], name: str) -> list[str]:
+    """The shuffled-pixels experiment's 2x2 table (models x plain/shuffled), as measured by `convzoo eval`."""
+    accuracy = experiment["accuracy"]
+    lines = ["## The shuffled-pixels experiment", "", experiment["question"], "",
+             "| model | plain pixels | shuffled pixels | change |", "| --- | --- | --- | --- |"]
+    for arch, (plain, shuffled) in experiment["pairs"].items():
+        cells = [f"**{accuracy[n]:.4f}**" if n == name else f"{accuracy[n]:.4f}" for n in (plain, shuffled)]
+        change = (accuracy[shuffled] - accuracy[plain]) * 100
+        lines.append(f"| {arch} | {cells[0]} | {cells[1]} | {change:+.2f} pt |")
+    return lines + ["", f"Test accuracy on the {experiment['n']:,} Fashion-MNIST test images (`convzoo eval`); "
+                        f"{experiment['note']}"]
+
+
 def eval_results(stored: StoredModel) -> list[EvalResult]:
     """The measured metrics as the Hub's model-index reads them (nothing for a model not yet evaluated)."""
     entry, metrics = stored.manifest["entry"], stored.manifest.get("metrics", {})
@@ -161,11 +174,19 @@ def render_card(stored: StoredModel) -> str:
             and entry["dataset"] == "fashion-mnist":
         family = entry["arch"].split("_")[0].rstrip("0123456789")
         lines += [f"Compared with the Fashion-MNIST benchmark row: {BENCHMARK_ROWS.get(family, '-')}.", ""]
+    if m.get("experiment"):
+        lines += _experiment_section(m["experiment"], stored.name) + [""]
     if m.get("quantization"):
         q = m["quantization"]
         lines += ["## Quantization", "", f"Static INT8 (QDQ) from `{q.get('base')}`, calibrated on "
                   f"{q.get('calibration_images')} training images. FP32 accuracy {_fmt(q.get('fp32_accuracy'))}, "
                   f"INT8 accuracy {_fmt(q.get('int8_accuracy'))}.", ""]
+        if q.get("speed_ms"):
+            lines += ["Kept because it is faster than FP32 at " + " and ".join(
+                          b.replace("_", " ") for b in q.get("faster_at", [])) + " (median ms per call, side by "
+                      "side in one run, onnxruntime CPU):", "", "| batch | FP32 | INT8 |", "| --- | --- | --- |"]
+            lines += [f"| {b.split('_')[1]} | {ms['fp32']:.3f} | {ms['int8']:.3f} |" for b, ms in q["speed_ms"].items()]
+            lines += [""]
     bench = _bench_section(m.get("bench", {}))
     if bench:
         lines += ["## Speed", ""] + bench + [""]

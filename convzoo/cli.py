@@ -92,7 +92,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_quantize(args: argparse.Namespace) -> None:
     from convzoo.export.quantize import quantize
 
-    stored = quantize(args.name, store=_store(args), data_dir=args.data_dir, calibration_images=args.calibration)
+    stored = quantize(args.name, store=_store(args), data_dir=args.data_dir, calibration_images=args.calibration,
+                      require_speedup=not args.keep_slower)
     print(f"quantized {args.name} -> {stored.name} ({stored.folder})")
 
 
@@ -213,6 +214,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.add_argument("--data-dir")
     c.add_argument("--calibration", type=int, default=512, help="training images used to calibrate")
+    c.add_argument("--keep-slower", action="store_true",
+                   help="keep the twin even when it is not faster than FP32 at batch 1 or 64")
 
     c = command("bench", cmd_bench, "latency of PyTorch, ONNX Runtime FP32 and INT8, side by side in one run")
     c.add_argument("name")

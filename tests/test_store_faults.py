@@ -67,7 +67,7 @@ elif op == "eval":
     evaluate("lenet5-fashion", store=store, data_dir=data_dir)
 elif op == "quantize":
     from convzoo.export.quantize import quantize
-    quantize("lenet5-fashion", store=store, data_dir=data_dir, calibration_images=64)
+    quantize("lenet5-fashion", store=store, data_dir=data_dir, calibration_images=64, require_speedup=False)
 print("renames", calls[0])
 """
 
@@ -218,7 +218,8 @@ def test_a_refused_int8_twin_never_enters_the_store(shipped_store, fashion_dir, 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     with pytest.raises(ConvzooError, match="was not kept"):
-        quantize_module.quantize("lenet5-fashion", store=Store(root), data_dir=fashion_dir, calibration_images=64)
+        quantize_module.quantize("lenet5-fashion", store=Store(root), data_dir=fashion_dir, calibration_images=64,
+                                 require_speedup=False)
     assert Store(root).get("lenet5-fashion-int8").sha256 == twin_before  # the twin that had earned its place stays
     assert stale(root) == [] and [p.name for p in tmp_path.iterdir()] == ["store"]  # the private store is gone too
 
