@@ -34,6 +34,7 @@ PAPERS = {
     "resnet": ("Deep residual learning for image recognition (He et al.)", 2015),
     "unet": ("U-Net: convolutional networks for biomedical image segmentation (Ronneberger et al.)", 2015),
     "style": ("Perceptual losses for real-time style transfer and super-resolution (Johnson et al.)", 2016),
+    "mlp": ("Learning representations by back-propagating errors (Rumelhart, Hinton & Williams)", 1986),
 }
 
 # The five classic ImageNet architectures convzoo defines in two sizes: the paper's (torchvision
@@ -126,6 +127,9 @@ def _style_entries() -> list[ModelEntry]:
 # convzoo.models.profile; tests/test_zoo.py re-measures them. INT8 twins share their base's numbers.
 MEASURED = {
     "lenet5-fashion": (61_706, 416_520),
+    "lenet5-fashion-shuffled": (61_706, 416_520),  # the shuffle is a Gather: no parameters, no MACs
+    "mlp-fashion": (62_454, 62_336),
+    "mlp-fashion-shuffled": (62_454, 62_336),
     "lenet5-mnist": (61_706, 416_520),
     "alexnet-imagenet": (61_100_840, 714_188_480),
     "alexnet-fashion": (1_471_402, 33_706_496),
@@ -187,6 +191,31 @@ def _measured(entry: ModelEntry) -> ModelEntry:
     return dataclasses.replace(entry, params=params, macs=macs)
 
 
-# Every FP32 entry, then an INT8 twin of each Fashion-MNIST classifier; bound once.
+SHUFFLE_SEED = 0  # the one permutation: convzoo.permutation.pixel_permutation(SHUFFLE_SEED, 28 * 28)
+
+
+def _shuffled_pixels_entries() -> list[ModelEntry]:
+    """The lecture's "what if the pixels were randomly shuffled?": LeNet-5 and an MLP of its size, each plain
+    and on one fixed pixel permutation (convzoo.permutation), all four with LeNet-5's Fashion-MNIST recipe."""
+    shuffled = {"pixel_shuffle_seed": SHUFFLE_SEED}
+    common = dict(task="classification", dataset="fashion-mnist", preprocess=FASHION_PRE, output=LOGITS,
+                  labels=FASHION_MNIST, recipe=FASHION_RECIPES["lenet5"])
+    return [
+        ModelEntry(name="lenet5-fashion-shuffled", arch="lenet5", arch_args=shuffled, paper=PAPERS["lenet5"][0],
+                   year=PAPERS["lenet5"][1], **common,
+                   summary="LeNet-5 trained on Fashion-MNIST with every image's pixels in one fixed shuffled order "
+                           "(inside the ONNX graph): its 5x5 filters no longer see neighbours."),
+        ModelEntry(name="mlp-fashion", arch="mlp", paper=PAPERS["mlp"][0], year=PAPERS["mlp"][1], **common,
+                   summary="A multilayer perceptron (784-76-32-10, LeNet-5's parameter count): the baseline of the "
+                           "shuffled-pixels experiment."),
+        ModelEntry(name="mlp-fashion-shuffled", arch="mlp", arch_args=shuffled, paper=PAPERS["mlp"][0],
+                   year=PAPERS["mlp"][1], **common,
+                   summary="The MLP trained on the same shuffled pixels: a permutation of its inputs only relabels "
+                           "its first layer's weights."),
+    ]
+
+
+# Every FP32 entry, the shuffled-pixels experiment, then an INT8 twin of each Fashion-MNIST classifier; bound once.
 ENTRIES: tuple[ModelEntry, ...] = tuple(
-    _measured(entry) for entry in (*_FP32, *(_int8_twin(e) for e in _FP32 if e.dataset == "fashion-mnist")))
+    _measured(entry) for entry in (*_FP32, *_shuffled_pixels_entries(),
+                                   *(_int8_twin(e) for e in _FP32 if e.dataset == "fashion-mnist")))

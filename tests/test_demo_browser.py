@@ -128,3 +128,18 @@ def test_models_tab(page, app_url, artifacts):
     expect(page.locator("#models-card")).to_contain_text("U-Net")
     expect(page.locator("#models-code")).to_contain_text("InferenceSession")
     shot(page, artifacts, "models")
+
+
+def test_convolution_thinking_tab(page, app_url, artifacts):
+    open_tab(page, app_url, "Convolution thinking")
+    table = page.locator("#thinking-table")
+    expect(table).to_contain_text("LeNet-5")
+    expect(table).to_contain_text(re.compile(r"[+-]\d+\.\d\d pt"))  # both pairs measured: a change is shown
+    upload(page, "thinking-image", str(sorted(EXAMPLES.glob("*-trouser.png"))[0]))
+    page.locator("#thinking-run").click()
+    for name in ("lenet5-fashion", "lenet5-fashion-shuffled", "mlp-fashion", "mlp-fashion-shuffled"):
+        expect(page.locator(f"#thinking-top-{name}")).to_contain_text(FASHION)
+    expect(page.locator("#thinking-top-lenet5-fashion")).to_contain_text("Trouser")
+    for elem in ("thinking-plain", "thinking-shuffled", "thinking-filters"):
+        expect(page.locator(f"#{elem} img")).to_be_visible()
+    shot(page, artifacts, "thinking")

@@ -206,11 +206,12 @@ def test_concurrent_identical_calls_all_get_their_answer(app_url, files):
     rewrote while it was being sent, and 1 or 2 calls in 16 came back cut short."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def call(_: int):
-        label, seen, _info = Client(app_url, verbose=False).predict(
-            "tiny-fashion", handle_file(files["gradient"]), False, api_name="/classify")
+    clients = [Client(app_url, verbose=False) for _ in range(16)]  # made first: the calls, not the set-up, race
+
+    def call(client: Client):
+        label, seen, _info = client.predict("tiny-fashion", handle_file(files["gradient"]), False, api_name="/classify")
         return label["label"], Image.open(seen).size
 
     with ThreadPoolExecutor(16) as pool:
-        answers = [answer for _ in range(3) for answer in pool.map(call, range(16))]
+        answers = [answer for _ in range(3) for answer in pool.map(call, clients)]
     assert len(answers) == 48 and len(set(answers)) == 1, set(answers)

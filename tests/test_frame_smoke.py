@@ -14,6 +14,8 @@ def test_app_page_shows_every_tab_and_no_error(app_url, page, artifacts):
     page.goto(app_url)
     page.get_by_text(f"convzoo {__version__}").first.wait_for()
     assert page.title() == "convzoo"
+    for title, _ in TABS:  # rendered one by one: on a loaded machine the last may come a moment after the header
+        page.get_by_role("tab", name=title, exact=True).first.wait_for()
     tabs = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]  # the frame's, and tabs inside tabs
     positions = [tabs.index(title) for title, _ in TABS]
     assert positions == sorted(positions), tabs

@@ -28,7 +28,15 @@ def test_the_zoo_is_shipped():
     expected = {"lenet5-fashion", "alexnet-fashion", "vgg16-fashion", "googlenet-fashion", "resnet18-fashion",
                 "unet-membranes"}
     assert expected <= set(NAMES)
-    assert {f"{n}-int8" for n in expected if n != "unet-membranes"} <= set(NAMES)
+    assert {f"{n}-int8" for n in expected if n not in ("unet-membranes", "lenet5-fashion")} <= set(NAMES)
+    assert {"lenet5-fashion-shuffled", "mlp-fashion", "mlp-fashion-shuffled"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if SHIPPED.get(n).manifest.get("quantization")])
+def test_every_shipped_int8_twin_is_faster_than_its_fp32_model(name):
+    """A slower twin is not offered (lenet5-fashion-int8 was removed: 2x slower at batch 1 and 64)."""
+    speed = SHIPPED.get(name).manifest["quantization"]["speed_ms"]
+    assert any(ms["int8"] < ms["fp32"] for ms in speed.values()), speed
     assert len([n for n in NAMES if n.startswith("style-")]) >= 4
 
 
@@ -36,7 +44,8 @@ def test_sizes_fit_a_space():
     for name in NAMES:
         assert SHIPPED.get(name).size_bytes <= 10 * MiB, name
     total = sum(p.stat().st_size for p in registry.shipped_store().rglob("*") if p.is_file())
-    assert total < 50 * MiB, f"shipped store is {total / MiB:.1f} MiB"
+    # the wheel carries the store: PyPI takes files up to 100 MB; 64 MiB leaves room for the wheel's code
+    assert total < 64 * MiB, f"shipped store is {total / MiB:.1f} MiB"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,6 +16,7 @@ TABS = (
     ("Style", "style"),
     ("Segment", "segment"),
     ("Invariance lab", "invariance"),
+    ("Convolution thinking", "thinking"),
     ("Models", "models_tab"),
 )
 

@@ -10,10 +10,11 @@ from typing import TypeVar
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.models.shuffled import PixelShuffled
 from convzoo.types import ModelEntry
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
-MODULES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "unet", "style")
+MODULES = ("lenet", "mlp", "alexnet", "vgg", "googlenet", "resnet", "unet", "style")
 T = TypeVar("T", bound=Callable[..., nn.Module])
 
 
@@ -39,7 +40,11 @@ def build(entry: ModelEntry, **overrides) -> nn.Module:
     if entry.arch not in factories:
         raise ConvzooError(f"{entry.name}: no architecture {entry.arch!r}; known: {', '.join(sorted(factories))}")
     kwargs = dict(entry.arch_args)
+    shuffle_seed = kwargs.pop("pixel_shuffle_seed", None)  # the shuffled-pixels experiment: models/shuffled.py
     if entry.task in ("classification", "segmentation"):
         kwargs.update(in_channels=entry.in_channels, num_classes=len(entry.labels))
     kwargs.update(overrides)
-    return factories[entry.arch](**kwargs)
+    model = factories[entry.arch](**kwargs)
+    if shuffle_seed is not None:
+        model = PixelShuffled(model, int(shuffle_seed), *entry.preprocess.size)
+    return model
