@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples, open_model_tab, readable_errors,
-                                  safe_image, served_file, skimage_photos, tensor_picture)
+from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples, open_model_tab, product_sketchpad,
+                                  readable_errors, safe_image, served_file, skimage_photos, tensor_picture)
 from convzoo.fashionize import fashionize, is_fashion_form
 from convzoo.registry import Store
 from convzoo.runtime import load_model, softmax, top_k
@@ -77,9 +77,7 @@ def tab(store: Store) -> None:
                 if examples:
                     gr.Examples(examples, inputs=image, label="Examples: Fashion-MNIST test images and photos")
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
-                                      brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
-                                      elem_id="classify-sketch")
+                sketch = product_sketchpad("classify-sketch")
                 run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="classify-sketch-run")
         with gr.Column(scale=1, min_width=300):
             top5 = gr.Label(num_top_classes=5, label="Top 5", elem_id="classify-top5")

@@ -119,6 +119,12 @@ def as_image(value: Any) -> Image.Image:
     raise BadInputError(f"expected an image, got {type(value).__name__}")
 
 
+def product_sketchpad(elem_id: str) -> gr.Sketchpad:
+    """A canvas to draw a garment on, as Fashion-MNIST classifiers take it after fashionize (dark on light)."""
+    return gr.Sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"), elem_id=elem_id)
+
+
 def sketch_image(value: dict) -> Image.Image:
     """The composite of a Sketchpad/ImageEditor value on white; an empty canvas is refused."""
     composite = value.get("composite")

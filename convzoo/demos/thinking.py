@@ -15,8 +15,8 @@ import gradio as gr
 import numpy as np
 
 from convzoo import registry
-from convzoo.demos.common import (allow_files, as_image, enlarge, fashion_examples, intro, readable_errors, safe_image,
-                                  served_file)
+from convzoo.demos.common import (allow_files, as_image, enlarge, fashion_examples, intro, product_sketchpad,
+                                  readable_errors, safe_image, served_file)
 from convzoo.demos.inside import probe_stored
 from convzoo.demos.plots import filter_grid
 from convzoo.errors import ConvzooError
@@ -99,9 +99,7 @@ def tab(store: Store) -> None:
                 if examples:
                     gr.Examples(examples, inputs=image, label="Fashion-MNIST test images")
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
-                                      brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
-                                      elem_id="thinking-sketch")
+                sketch = product_sketchpad("thinking-sketch")
                 use_sketch = gr.Button("Compare on the drawing", elem_id="thinking-sketch-run")
             run = gr.Button("Compare the four models", variant="primary", elem_id="thinking-run")
         with gr.Column(scale=2, min_width=400):
