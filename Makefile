@@ -20,7 +20,7 @@ system:              ## the Debian packages the tests need (Fashion-MNIST, Chrom
 	@bash scripts/system_packages.sh
 
 test: venv system    ## the whole test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: venv      ## the inner loop: every test not marked slow (no training, servers or browsers)
 	$(PY) -m pytest -q -m "not slow and not browser"
