@@ -265,8 +265,8 @@ def test_generated_images_never_get_a_5xx(http, image, fmt, cut, model):
 @HOSTILE
 @given(value=st.text(max_size=30))
 def test_generated_range_headers_never_get_a_5xx(http, value):
-    if not (value.isascii() and value.isprintable()):
-        return
+    if not (value.isascii() and value.isprintable()) or value != value.strip():
+        return  # what an HTTP client cannot send: h11 refuses it before the request leaves
     answered_sensibly(http.get("/v1/models/tiny-fashion/onnx", headers={"Range": value}))
 
 

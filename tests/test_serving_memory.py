@@ -39,12 +39,15 @@ def test_peak_memory_stays_under_2_gib_under_the_worst_requests(served):
         assert all(status in (200, 413, 503) for status in counts), (what, counts)  # 503: busy, retry; no 500
     assert set(answers["tiny request declaring a 4096x4096 U-Net input"]) == {413}
     assert set(answers["gzip bomb (64 MiB inflated) to the U-Net"]) == {413}
-    assert 200 in answers["U-Net 2048x2048, binary (runs tiled)"]
-    assert 200 in answers["2048x2048 PNG to the U-Net"]
-    # a style run at the ceiling needs most of the budget: in the flood it may be told to retry (503),
-    # and once the flood is over it runs
-    style = next(send for what, _, send in hostile.worst_requests() if what.startswith("2048x2048 PNG to a style"))
-    assert style(url) == 200
+    # a large run needs much of the budget: in the flood it may be told to retry (503) if others hold the
+    # memory past the wait limit, and once the flood is over it runs
+    heavy = {what: send for what, _, send in hostile.worst_requests()
+             if what.startswith(("U-Net 2048x2048", "2048x2048 PNG"))}
+    assert len(heavy) == 3
+    for what, send in heavy.items():
+        if 200 not in answers[what]:
+            assert set(answers[what]) == {503}, (what, answers[what])
+        assert send(url) == 200, what
     assert hostile.peak_rss(process.pid) < 2 * GiB
 
 
