@@ -18,7 +18,7 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNo
                                     RevisionNotFoundError)
 
 from convzoo.errors import ConvzooError, IntegrityError
-from convzoo.registry import MANIFEST_FILE, Store, StoredModel, publish_folder, read_folder, validate_name, write_root
+from convzoo.registry import MANIFEST_FILE, Store, StoredModel, publish_folder, validate_name, write_root
 
 MODEL_FILES = ["model.onnx", "model.json", "README.md", "*.png", "test_data_set_0/*"]  # nothing else is fetched
 
@@ -78,5 +78,5 @@ def pull(repo_id: str, revision: str | None = None, root: Path | None = None) ->
         raise IntegrityError(f"{repo_id}: {MANIFEST_FILE} is missing or unreadable ({e}); it is not a convzoo model "
                              "repository") from None
     validate_name(name)
-    read_folder(name, folder).verify()  # refused here, before anything is written to the store
+    # publish_folder checks the schema and the sha256 in its staging folder, before the one swap
     return publish_folder(folder, root if root is not None else write_root(), name)

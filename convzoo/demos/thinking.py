@@ -23,7 +23,7 @@ from convzoo.errors import ConvzooError
 from convzoo.fashionize import fashionize
 from convzoo.permutation import shuffle_pixels
 from convzoo.registry import Store
-from convzoo.runtime import load_model, softmax, top_k
+from convzoo.runtime import load_model, resize_for, softmax, to_rgb_or_gray, top_k
 
 INTRO = ("**Convolution thinking.** The lecture asks: *what would you do if the pixels were randomly shuffled?* "
          "A multilayer perceptron should not care: shuffling its inputs only relabels the weights of its first "
@@ -34,6 +34,7 @@ INTRO = ("**Convolution thinking.** The lecture asks: *what would you do if the 
 PAIRS = {"LeNet-5": ("lenet5-fashion", "lenet5-fashion-shuffled"), "MLP": ("mlp-fashion", "mlp-fashion-shuffled")}
 MODELS = [name for pair in PAIRS.values() for name in pair]
 SHUFFLE_SEED = int(registry.get("lenet5-fashion-shuffled").arch_args["pixel_shuffle_seed"])
+SEEN = registry.get("lenet5-fashion").preprocess  # all four share Fashion-MNIST's 28x28 grey input
 TABLE_HEADERS = ["model", "plain pixels", "shuffled pixels", "change"]
 
 
@@ -73,7 +74,7 @@ def filters_picture(store: Store) -> str | None:
 def compare(store: Store, image: Any) -> tuple:
     """The image as the models see it, its shuffled version, and each model's top 3."""
     picture = fashionize(as_image(image))  # a photo is brought to Fashion-MNIST's form, as the Classify tab does
-    pixels = np.asarray(picture.convert("L").resize((28, 28)))
+    pixels = np.asarray(resize_for(to_rgb_or_gray(picture, SEEN.color), SEEN))  # the models' own resize
     tops = []
     for name in MODELS:
         if store.find(name) is None:
