@@ -108,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from convzoo.serving import serve
 
     serve(host=args.host, port=args.port, store=_store(args), models=args.models.split(",") if args.models else None,
-          threads=args.threads, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token,
+          threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token,
           cors_origins=args.cors.split(",") if args.cors else None)
 
 
@@ -228,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8000)
     c.add_argument("--models", help="comma-separated names (default: every model in the store)")
     c.add_argument("--threads", type=int, help="onnxruntime intra-op threads per session")
+    c.add_argument("--spin", action="store_true", help="let onnxruntime's idle threads busy-wait for the next run "
+                                                        "(lower latency on a machine with cores to spare)")
     c.add_argument("--max-batch", type=int, default=32)
     c.add_argument("--batch-delay-ms", type=float, default=2.0, help="dynamic batching window; 0 turns it off")
     c.add_argument("--token", help="bearer token required on every route except health (or $CONVZOO_TOKEN)")

@@ -148,11 +148,14 @@ def shrinking_run_options() -> ort.RunOptions:
 class OnnxModel:
     """A convzoo ONNX file with its session and metadata: ``run`` a batch or ``predict`` an image."""
 
-    def __init__(self, path: Path | str, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path | str, providers: Sequence[str] | None = None, threads: int | None = None,
+                 spin: bool = True) -> None:
         self.path = Path(path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:  # idle intra-op threads sleep instead of busy-waiting for the next run
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers_available(providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -228,6 +231,7 @@ class _SessionKey(NamedTuple):
     sha256: str
     providers: tuple[str, ...]
     threads: int | None
+    spin: bool
 
 
 _SESSIONS: dict[_SessionKey, OnnxModel] = {}
@@ -235,15 +239,18 @@ _SESSIONS_LOCK = threading.Lock()
 
 
 def load_model(name: str, store: Store | None = None, *, providers: Sequence[str] | None = None,
-         threads: int | None = None) -> OnnxModel:
+         threads: int | None = None, spin: bool = True) -> OnnxModel:
     """The model ``name`` from the store, verified against its sha256; one cached session per file,
-    providers and threads (a second ``load_model`` with other threads gets its own session)."""
+    providers, threads and ``spin`` (a second ``load_model`` with other threads gets its own session).
+    ``spin=False``: onnxruntime's idle threads sleep rather than spin, which a server wants (the CPU goes
+    to the requests in between runs)."""
     stored = (store if store is not None else Store()).get(name)
     stored.verify()
-    key = _SessionKey(str(stored.onnx_path.resolve()), stored.sha256, tuple(providers_available(providers)), threads)
+    key = _SessionKey(str(stored.onnx_path.resolve()), stored.sha256, tuple(providers_available(providers)), threads,
+                      spin)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
-            _SESSIONS[key] = OnnxModel(stored.onnx_path, providers=key.providers, threads=threads)
+            _SESSIONS[key] = OnnxModel(stored.onnx_path, providers=key.providers, threads=threads, spin=spin)
         return _SESSIONS[key]
 
 

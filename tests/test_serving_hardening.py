@@ -348,7 +348,8 @@ def test_metrics_and_one_log_line_per_request(http, caplog):
     with caplog.at_level(logging.INFO, logger="convzoo.serving"):
         http.post(INFER, json={"inputs": [tensor()]}, headers={"X-Request-ID": "trace-42"})
         http.post(INFER, json={"inputs": [tensor(shape=(1, 28, 28))]})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"event": "request"')]
+    lines = [line for line in (json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{"))
+             if line["event"] == "request"]
     ok = next(line for line in lines if line["id"] == "trace-42")
     assert ok["route"] == "/v2/models/{name}/infer" and ok["model"] == "tiny-fashion" and ok["status"] == 200
     assert ok["ms"] > 0 and ok["bytes_in"] > 0
@@ -360,6 +361,32 @@ def test_metrics_and_one_log_line_per_request(http, caplog):
                  "convzoo_inference_seconds_bucket", "convzoo_requests_in_flight"):
         assert name in text
     assert 'model="no-such-model"' not in text  # clients cannot invent label values
+
+
+def test_the_infer_lane_answers_as_the_router_would(http, monkeypatch, caplog):
+    """Infer requests skip FastAPI's routing (kserve.InferLane); they are still labelled by route template,
+    a fault in the handler is still a logged 500 in JSON, and other methods still get the router's 405."""
+    versioned = INFER.replace("/infer", "/versions/1/infer")
+    assert http.post(versioned, json={"inputs": [tensor()]}).status_code == 200
+    assert http.post(INFER.replace("/infer", "/versions/2/infer"), json={"inputs": [tensor()]}).status_code == 404
+    text = http.get("/metrics").text
+    assert 'route="/v2/models/{name}/versions/{version}/infer",status="200"' in text
+    assert 'route="/v2/models/{name}/versions/{version}/infer",status="404"' in text
+    response = http.get(INFER)
+    assert response.status_code == 405 and "GET is not allowed" in response.json()["error"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("convzoo.serving.kserve._decode", broken)
+    with caplog.at_level(logging.ERROR, logger="convzoo.serving"):
+        response = http.post(INFER, json={"inputs": [tensor()]})
+    assert response.status_code == 500 and response.json() == {
+        "error": "internal error (RuntimeError); the server log has the details"}
+    assert any("unhandled error on POST /v2/models/tiny-fashion/infer" in r.getMessage() and r.exc_info
+               for r in caplog.records)
+    monkeypatch.undo()
+    assert http.post(INFER, json={"inputs": [tensor()]}).status_code == 200
 
 
 def test_request_id_is_echoed(http):

@@ -7,6 +7,7 @@ on its own (deterministic merging, order, failure isolation) and through the ser
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 
@@ -14,13 +15,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as httpclient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tritonclient.utils import InferenceServerException
 
 from convzoo.serving import create_app
 from convzoo.serving.background import running
+from convzoo.serving import tensors
 from convzoo.serving.batching import Batcher
-from convzoo.serving.tensors import (DecodedRequest, OutputRequest, TensorSpec, classify, decode_request,
-                                     deserialize_bytes, encode_response, exact_sources, serialize_bytes, split_body)
+from convzoo.serving.tensors import (DecodedRequest, OutputRequest, ProtocolError, TensorSpec, classify,
+                                     decode_request, deserialize_bytes, encode_response, exact_sources,
+                                     serialize_bytes, split_body)
 from convzoo.runtime import load_model
 
 MAX_BATCH = 8
@@ -317,6 +322,86 @@ def test_decode_two_inputs_and_encode_binary_response():
     np.testing.assert_array_equal(np.frombuffer(binary, np.float32).reshape(2, 4), y)
     with pytest.raises(Exception, match="missing input 'b'"):
         decode_request({"inputs": payload["inputs"][:1]}, b"", specs, outs, max_batch=4)
+
+
+def test_served_sessions_do_not_spin_unless_asked(tiny_store):
+    """Idle onnxruntime threads that busy-wait take the CPU the requests need on a small machine
+    (benchmarks/README.md); the service turns spinning off, ``--spin`` turns it back on."""
+    def spinning(app) -> str:
+        app.state.pool.load_all()
+        options = app.state.pool.get("tiny-fashion").model.session.get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(create_app(tiny_store, ["tiny-fashion"], load_in_background=False)) == "0"
+    with pytest.raises(Exception, match="does not have configuration"):  # onnxruntime's default: spin
+        spinning(create_app(tiny_store, ["tiny-fashion"], spin=True, load_in_background=False))
+
+
+# the fast JSON path (orjson) must give what the exact path (the standard library, refusing repeated keys) gives
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.integers(2**63 - 9, 2**64 + 9) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=5),
+    max_leaves=25)
+
+
+def exact(text: bytes):
+    def unique(pairs):
+        assert len({k for k, _ in pairs}) == len(pairs), "repeated key"
+        return dict(pairs)
+    return json.loads(text, object_pairs_hook=unique)
+
+
+def parsed(text: bytes):
+    payload, _ = split_body(text, None)
+    if isinstance(payload, dict):
+        del payload[tensors._HAS_BOOLEANS]  # the parse's own note, for the checks that follow
+    return payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, compact=st.booleans(), ascii_only=st.booleans())
+def test_fast_json_parse_equals_the_exact_parse(value, compact, ascii_only):
+    text = json.dumps(value, separators=(",", ":") if compact else (", ", " : "), ensure_ascii=ascii_only).encode()
+    if not text.strip(b'"'):
+        return
+    assert parsed(text) == exact(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=4), JSON_VALUES, min_size=1, max_size=5), data=st.data())
+def test_a_repeated_key_is_refused_wherever_it_is(value, data):
+    """A key given twice, at the top, inside a tensor's list of dicts or inside a number list, is always
+    refused, never settled to its last value (which orjson alone would do)."""
+    key = data.draw(st.sampled_from(sorted(value)))
+    inner = json.dumps(value)[1:-1]
+    twice = "{" + json.dumps(key) + ": 1, " + inner + "}"
+    where = data.draw(st.sampled_from(["top", "list of objects", "after numbers"]))
+    text = {"top": twice, "list of objects": '{"inputs": [' + twice + "]}",
+            "after numbers": '{"inputs": [{"name": "x", "data": [1.5, 2.5, ' + twice + "]}]}"}[where].encode()
+    with pytest.raises(ProtocolError, match="appears twice"):
+        split_body(text, None)
+
+
+def test_json_the_fast_parser_refuses_takes_the_exact_path():
+    assert parsed(b'{"inputs": [NaN, Infinity, -Infinity]}')["inputs"][0] != 0  # the standard library's extension
+    assert parsed(b'{"n": 123456789012345678901234567890}')["n"] == 123456789012345678901234567890
+    assert parsed(b'{"a\\"": 1, "b": "\\u00e9"}') == {'a"': 1, "b": "é"}
+    with pytest.raises(ProtocolError, match="malformed JSON at line 1 column 7"):
+        split_body(b'{"a": }', None)
+
+
+def test_outputs_encode_finite_values_exactly_and_non_finite_as_triton_does():
+    request = DecodedRequest(None, {}, [OutputRequest("y", False, 0)], 1)
+    y = np.random.default_rng(0).normal(size=(1, 10)).astype(np.float32)
+    body, _ = encode_response("m", request, {"y": y})
+    np.testing.assert_array_equal(np.asarray(json.loads(body)["outputs"][0]["data"], np.float32), y.ravel())
+    y[0, 3], y[0, 4] = np.nan, np.inf
+    body, _ = encode_response("m", request, {"y": y})
+    assert b"NaN" in body and b"Infinity" in body
+    out = np.asarray(json.loads(body)["outputs"][0]["data"], np.float32)
+    assert np.isnan(out[3]) and out[4] == np.inf
 
 
 def test_classify_without_labels_uses_index_only():

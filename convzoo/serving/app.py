@@ -48,13 +48,15 @@ DESCRIPTION = """The classic CNNs of convzoo on ONNX Runtime.
 
 
 def create_app(store: Store | None = None, models: Sequence[str] | None = None, *, threads: int | None = None,
-               max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
+               spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
                cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
                max_pixels: int | None = None, load_in_background: bool = True,
                limits: Limits | None = None) -> FastAPI:
     """The service as an ASGI app. ``token``: bearer token for every route but health; ``cors_origins``:
     the browser origins allowed to call it (none by default; ``$CONVZOO_CORS_ORIGINS``); ``limits``:
-    sizes, times and the memory budget (``Limits.from_env()`` by default, then the arguments given)."""
+    sizes, times and the memory budget (``Limits.from_env()`` by default, then the arguments given);
+    ``spin``: let onnxruntime's idle threads busy-wait (off: on a few cores the spinning takes the CPU
+    the requests need, see benchmarks/README.md)."""
     if max_batch < 1:
         raise ConvzooError(f"--max-batch must be at least 1, got {max_batch}")
     if batch_delay_ms < 0:
@@ -64,7 +66,7 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     budget = MemoryBudget(limits.memory_budget, limits.memory_wait_s)
     tune_allocator()
     metrics = Metrics()
-    pool = Pool(store, models, threads=threads, max_batch=limits.max_batch, batch_delay_ms=batch_delay_ms,
+    pool = Pool(store, models, threads=threads, spin=spin, max_batch=limits.max_batch, batch_delay_ms=batch_delay_ms,
                 observe=metrics.observe_batch, tile=limits.tile)
     pool.on_state = lambda served: metrics.ready.labels(served.name).set(1 if served.ready else 0)
     for served in pool:
@@ -82,7 +84,8 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     app = FastAPI(title="convzoo inference service", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.pool, app.state.metrics, app.state.limits, app.state.budget = pool, metrics, limits, budget
-    app.include_router(kserve.router(pool, limits, private=bool(token)))
+    v2 = kserve.router(pool, limits, private=bool(token))
+    app.include_router(v2)
     app.include_router(images.router(pool, limits))
 
     @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response)
@@ -93,7 +96,9 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     _error_handlers(app)
     app.openapi = lambda: _openapi(app)
     origins = list(cors_origins) if cors_origins is not None else cors_origins_from_env()
-    # Starlette wraps middleware outside-in in reverse order of adding: CORS answers preflights before the token check
+    # Starlette wraps middleware outside-in in reverse order of adding: CORS answers preflights before the token
+    # check; the infer lane runs inside the guard (token, body limit, memory) and the telemetry
+    app.add_middleware(kserve.InferLane, pool=pool, limits=limits, routes=v2)
     app.add_middleware(Guard, token=token, limits=limits, budget=budget)
     app.add_middleware(Telemetry, metrics=metrics, model_names=lambda: pool.models)
     if origins:
@@ -121,8 +126,7 @@ class JSONCORSMiddleware(CORSMiddleware):
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProtocolError)
     async def protocol_error(request: Request, error: ProtocolError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if error.status == 503 else {}
-        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers | error.headers)
+        return kserve.error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -141,9 +145,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error ({type(error).__name__}); the server log has the details"},
-                            status_code=500)
+        return kserve.internal_error(request.method, request.url.path, error)
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -177,13 +179,13 @@ def _check_port(host: str, port: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,
-          threads: int | None = None, max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
-          cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
+          threads: int | None = None, spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0,
+          token: str | None = None, cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
           max_pixels: int | None = None, limits: Limits | None = None) -> None:
     """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight."""
 
     token = token or os.environ.get("CONVZOO_TOKEN") or None
-    app = create_app(store, models, threads=threads, max_batch=max_batch, batch_delay_ms=batch_delay_ms, token=token,
+    app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch, batch_delay_ms=batch_delay_ms, token=token,
                      cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels, limits=limits)
     _check_port(host, port)
     if not logging.getLogger().handlers:

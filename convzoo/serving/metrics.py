@@ -8,11 +8,12 @@ set by inventing URLs.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Collection
+
+import orjson
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest)
@@ -44,12 +45,29 @@ class Metrics:
                            ["model"], registry=r)
         self.in_flight = Gauge("convzoo_requests_in_flight", "HTTP requests being handled", registry=r)
 
+        # each label set's series, looked up once (labels are route templates, served models and statuses)
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._batch_series: dict[str, tuple[Histogram, ...]] = {}
+
+    def request_series(self, route: str, model: str, status: int) -> tuple[Counter, Histogram]:
+        key = (route, model, status)
+        if key not in self._request_series:
+            self._request_series[key] = self.requests.labels(route, model, str(status)), self.latency.labels(route, model)
+        return self._request_series[key]
+
+    def batch_series(self, model: str) -> tuple[Histogram, ...]:
+        if model not in self._batch_series:
+            self._batch_series[model] = (self.inference.labels(model), self.batch_rows.labels(model),
+                                         self.batch_requests.labels(model), self.queue.labels(model))
+        return self._batch_series[model]
+
     def observe_batch(self, model: str, rows: int, requests: int, seconds: float, waits: list[float]) -> None:
-        self.inference.labels(model).observe(seconds)
-        self.batch_rows.labels(model).observe(rows)
-        self.batch_requests.labels(model).observe(requests)
+        inference, batch_rows, batch_requests, queue = self.batch_series(model)
+        inference.observe(seconds)
+        batch_rows.observe(rows)
+        batch_requests.observe(requests)
         for wait in waits:
-            self.queue.labels(model).observe(wait)
+            queue.observe(wait)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -90,14 +108,20 @@ class Telemetry:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             name = (scope.get("path_params") or {}).get("name")
             model = name if isinstance(name, str) and name in self.model_names() else ""
-            self.metrics.requests.labels(route, model, str(status["code"])).inc()
-            self.metrics.latency.labels(route, model).observe(seconds)
-            client = scope.get("client")
-            length = headers.get(b"content-length", b"")
-            now = datetime.datetime.now(datetime.timezone.utc)
-            log.info(json.dumps({
-                "event": "request", "ts": now.isoformat(timespec="milliseconds"), "id": request_id, "method": scope.get("method"), "path": scope.get("path"),
-                "route": route, "model": model or None, "status": status["code"],
-                "ms": round(seconds * 1000, 3), "bytes_out": status["bytes"],
-                "bytes_in": int(length) if length.isdigit() else None,
-                "client": f"{client[0]}:{client[1]}" if client else None}))
+            count, latency = self.metrics.request_series(route, model, status["code"])
+            count.inc()
+            latency.observe(seconds)
+            if log.isEnabledFor(logging.INFO):
+                self._log(scope, headers, request_id, route, model, status, seconds)
+
+    @staticmethod
+    def _log(scope, headers: dict, request_id: str, route: str, model: str, status: dict, seconds: float) -> None:
+        client = scope.get("client")
+        length = headers.get(b"content-length", b"")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        log.info(orjson.dumps({
+            "event": "request", "ts": now.isoformat(timespec="milliseconds"), "id": request_id,
+            "method": scope.get("method"), "path": scope.get("path"), "route": route, "model": model or None,
+            "status": status["code"], "ms": round(seconds * 1000, 3), "bytes_out": status["bytes"],
+            "bytes_in": int(length) if length.isdigit() else None,
+            "client": f"{client[0]}:{client[1]}" if client else None}).decode())

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,12 +125,13 @@ def warmup_feeds(served: Served, side: int = 64) -> dict[str, np.ndarray]:
 class Pool:
     """The models this process serves, by name."""
 
-    def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None,
+    def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None, spin: bool = False,
                  max_batch: int = 32, batch_delay_ms: float = 2.0,
                  observe: Callable[..., None] | None = None, tile: int = 512) -> None:
         self.store = store
         self.tile = tile
         self.threads = threads
+        self.spin = spin
         self.max_batch = max_batch
         self.delay_s = batch_delay_ms / 1000
         self._observe = observe
@@ -174,7 +174,7 @@ class Pool:
         start = time.perf_counter()
         try:
             served.stored = self.store.get(served.name)
-            model = load_model(served.name, self.store, threads=self.threads)  # checks the sha256 first
+            model = load_model(served.name, self.store, threads=self.threads, spin=self.spin)  # checks the sha256 first
             served.model = model
             served.inputs = [_spec(arg) for arg in model.session.get_inputs()]
             served.outputs = [_spec(arg) for arg in model.session.get_outputs()]
