@@ -41,6 +41,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
+PEER = "MLServer"
 PEER_VENV = ROOT / ".venv-mlserver"
 MLSERVER = "mlserver>=1.6"
 MAX_BATCH, BATCH_DELAY_S = 32, 0.002  # the same adaptive batching on both servers
@@ -337,29 +338,36 @@ class Cell:
                 "requests_per_s_per_round": [round(r, 1) for r in self.per_round]}
 
 
-async def validate(convzoo: Server, peer: Server, models: list[str], store: Path) -> dict:
-    """Both servers must agree on every test image's argmax (and nearly on the logits): the same work is timed."""
+def requests_for(server: Server, model: str, x: np.ndarray) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(kind, body, headers): v2 JSON for every server, and the binary extension where the server has it."""
+    meta = server.metadata[model]
+    kinds = [("json", *json_request(meta["inputs"][0]["name"], x))]
+    if "binary_tensor_data" in server.metadata[""].get("extensions", []):
+        kinds.append(("binary", *binary_request(meta["inputs"][0]["name"], meta["outputs"][0]["name"], x)))
+    return kinds
+
+
+async def validate(servers: list[Server], models: list[str], store: Path) -> dict:
+    """Every server, JSON and binary, must give the same argmax on every test image (and nearly the same logits):
+    the same work is timed."""
     report = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         for model in models:
             images = sample_images(store, model)
             argmax, worst = [], 0.0
             for x in images:
-                x = x[None]
                 answers = {}
-                for server in (convzoo, peer):
-                    body, headers = json_request(server.metadata[model]["inputs"][0]["name"], x)
-                    answers[server.name] = await infer(session, f"{server.url}/v2/models/{model}/infer", body, headers)
-                meta = convzoo.metadata[model]
-                body, headers = binary_request(meta["inputs"][0]["name"], meta["outputs"][0]["name"], x)
-                answers["convzoo binary"] = await infer(session, f"{convzoo.url}/v2/models/{model}/infer", body,
-                                                        headers)
+                for server in servers:
+                    for kind, body, headers in requests_for(server, model, x[None]):
+                        answers[f"{server.name} {kind}"] = await infer(
+                            session, f"{server.url}/v2/models/{model}/infer", body, headers)
                 tops = {name: int(np.argmax(y)) for name, y in answers.items()}
                 if len(set(tops.values())) != 1:
                     raise BenchError(f"{model}: the servers disagree on one image's class: {tops}; "
                                      "they are not running the same model")
-                argmax.append(tops["convzoo"])
-                worst = max(worst, *(float(np.abs(y - answers["convzoo"]).max()) for y in answers.values()))
+                first = next(iter(answers.values()))
+                argmax.append(int(np.argmax(first)))
+                worst = max(worst, *(float(np.abs(y - first).max()) for y in answers.values()))
             report[model] = {"images": len(images), "argmax": argmax, "max_abs_logit_difference": worst}
     return report
 
@@ -374,21 +382,74 @@ def ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or b is None or not b or a != a or b != b else f"{a / b:.2f}"
 
 
+METRICS = (("req/s", "requests_per_s", 0), ("p50 ms", "p50_ms", 2), ("p95 ms", "p95_ms", 2),
+           ("CPU s / 1k req", "cpu_s_per_1000", 2))
+
+
 def table(rows: list[dict]) -> str:
-    metrics = (("req/s", "requests_per_s", 0), ("p50 ms", "p50_ms", 2), ("p95 ms", "p95_ms", 2),
-               ("CPU s / 1k req", "cpu_s_per_1000", 2))
-    head = ["model", "request", "clients"]
-    for label, _, _ in metrics:
-        head += [f"{label} convzoo", f"{label} MLServer", "ratio"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
+    """A line per server and request kind; each figure with its ratio to MLServer's JSON in the same cell."""
+    head = ["model", "clients", "server", "request"]
+    for label, _, _ in METRICS:
+        head += [label, "x MLServer"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
     for row in rows:
-        cells = [row["model"], row["request"], str(row["clients"])]
-        for _, key, digits in metrics:
-            ours = row["convzoo"][key]
-            theirs = row["mlserver"][key] if row["mlserver"] else None
-            cells += [fmt(ours, digits), fmt(theirs, digits), ratio(ours, theirs)]
-        lines.append("| " + " | ".join(cells) + " |")
+        peer = row["servers"].get(PEER, {}).get("json")
+        for server, kinds in row["servers"].items():
+            for kind, summary in kinds.items():
+                cells = [row["model"], str(row["clients"]), server, kind]
+                for _, key, digits in METRICS:
+                    cells += [fmt(summary[key], digits), "" if server == PEER else ratio(summary[key],
+                                                                                          peer and peer[key])]
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# the goals of issue 12, for the convzoo under test against MLServer's JSON in the same run
+GOALS = (("req/s at the most clients, JSON", "json", "max", "requests_per_s", ">=", 1.3),
+         ("req/s at the most clients, binary", "binary", "max", "requests_per_s", ">=", 1.6),
+         ("p50 at 1 client, JSON", "json", 1, "p50_ms", "<=", 1 / 3),
+         ("CPU per request, JSON, every number of clients", "json", "all", "cpu_s_per_1000", "<=", 0.6))
+
+
+def goals(rows: list[dict], server: str = "convzoo") -> list[dict]:
+    out = []
+    for model in dict.fromkeys(row["model"] for row in rows):
+        mine = [row for row in rows if row["model"] == model and PEER in row["servers"] and server in row["servers"]]
+        for label, kind, clients, key, sense, target in GOALS:
+            most = max((row["clients"] for row in mine), default=None)
+            chosen = [row for row in mine if clients == "all" or row["clients"] == (most if clients == "max"
+                                                                                     else clients)]
+            ratios = [row["servers"][server][kind][key] / row["servers"][PEER]["json"][key] for row in chosen
+                      if kind in row["servers"][server] and row["servers"][PEER]["json"][key]]
+            if not ratios:
+                continue
+            worst = min(ratios) if sense == ">=" else max(ratios)
+            out.append({"model": model, "goal": label, "target": f"{sense} {target:.2f}", "ratio": worst,
+                        "met": worst >= target if sense == ">=" else worst <= target})
+    return out
+
+
+def goals_table(results: list[dict]) -> str:
+    lines = ["| model | goal (convzoo / MLServer JSON) | target | measured | met |", "|---|---|---:|---:|---|"]
+    for g in results:
+        lines.append(f"| {g['model']} | {g['goal']} | {g['target']} | {g['ratio']:.2f} | {'yes' if g['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def convzoo_server(label: str, checkout: Path, extra: list[str], args: argparse.Namespace, tmp: Path,
+                   env: dict[str, str]) -> Server:
+    """``convzoo serve`` from ``checkout`` (this one, or an earlier one for a before/after run) with this venv."""
+    port = free_port()
+    command = [str(ROOT / ".venv" / "bin" / "python"), "-c", "from convzoo.cli import main; main()", "serve",
+               "--store", str(Path(args.store).resolve()), "--models", ",".join(args.models), "--port", str(port),
+               "--max-batch", str(MAX_BATCH), "--batch-delay-ms", str(BATCH_DELAY_S * 1000), *extra]
+    log = tmp / f"{label.replace(' ', '_').replace('/', '_')}.log"
+    return Server(label, command, port, log, checkout, {**env, "PYTHONPATH": str(checkout.resolve())})
+
+
+def revision(checkout: Path) -> str:
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or checkout.name
 
 
 async def compare(args: argparse.Namespace, tmp: Path, servers: list[Server]) -> dict:
@@ -396,38 +457,36 @@ async def compare(args: argparse.Namespace, tmp: Path, servers: list[Server]) ->
     mlserver_version = peer_venv()
     ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
     settings = peer_repository(tmp / "mlserver", store, args.models, ports, args.mlserver_workers)
-    clean = {k: v for k, v in os.environ.items() if k != "CONVZOO_TOKEN" and not k.startswith("MLSERVER")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("CONVZOO_TOKEN", "PYTHONPATH")
+             and not k.startswith("MLSERVER")}
 
-    convzoo_port = free_port()
-    convzoo = Server("convzoo", [str(ROOT / ".venv" / "bin" / "convzoo"), "serve", "--store", str(store),
-                                 "--models", ",".join(args.models), "--port", str(convzoo_port),
-                                 "--max-batch", str(MAX_BATCH), "--batch-delay-ms", str(BATCH_DELAY_S * 1000)],
-                     convzoo_port, tmp / "convzoo.log", ROOT, clean)
-    peer = Server("MLServer", [str(PEER_VENV / "bin" / "mlserver"), "start", str(tmp / "mlserver")],
+    ours = [convzoo_server("convzoo", ROOT, [], args, tmp, clean)]
+    if args.spin_too:
+        ours.append(convzoo_server("convzoo --spin", ROOT, ["--spin"], args, tmp, clean))
+    if args.baseline:
+        ours.append(convzoo_server(f"convzoo {revision(Path(args.baseline))}", Path(args.baseline), [], args, tmp,
+                                   clean))
+    peer = Server(PEER, [str(PEER_VENV / "bin" / "mlserver"), "start", str(tmp / "mlserver")],
                   ports["http"], tmp / "mlserver.log", tmp / "mlserver",
                   {**clean, "PYTHONPATH": str(tmp / "mlserver")})
-    for server in (convzoo, peer):
+    everyone = [*ours, peer]
+    for server in everyone:
         servers.append(server)
         server.start()
-    for server in (convzoo, peer):
+    for server in everyone:
         await server.wait_ready(args.models, timeout=180)
-    print(f"both ready: convzoo {convzoo.metadata[''].get('version')} on :{convzoo.port}, "
-          f"MLServer {peer.metadata[''].get('version')} on :{peer.port} (parallel_workers {args.mlserver_workers})",
-          flush=True)
+    print("ready: " + ", ".join(f"{s.name} ({s.metadata[''].get('version')}) on :{s.port}" for s in everyone)
+          + f"; MLServer parallel_workers {args.mlserver_workers}", flush=True)
 
-    validation = await validate(convzoo, peer, args.models, store)
-    print("same argmax on both: " + ", ".join(f"{m} {v['argmax']}" for m, v in validation.items()), flush=True)
+    validation = await validate(everyone, args.models, store)
+    print("same argmax on all: " + ", ".join(f"{m} {v['argmax']}" for m, v in validation.items()), flush=True)
 
     # one request per server, model and kind; the image is the model's first test image
-    plans = []  # (model, kind, server, url, body, headers)
+    plans = []  # (model, kind, server, body, headers)
     for model in args.models:
         x = sample_images(store, model)[:1]
-        for server in (convzoo, peer):
-            body, headers = json_request(server.metadata[model]["inputs"][0]["name"], x)
-            plans.append((model, "json", server, body, headers))
-        meta = convzoo.metadata[model]
-        plans.append((model, "binary", convzoo, *binary_request(meta["inputs"][0]["name"],
-                                                                 meta["outputs"][0]["name"], x)))
+        for server in everyone:
+            plans += [(model, kind, server, body, headers) for kind, body, headers in requests_for(server, model, x)]
 
     for model, kind, server, body, headers in plans:  # warm connections, thread pools and workers
         await drive(f"{server.url}/v2/models/{model}/infer", body, headers, max(args.clients), args.warmup)
@@ -437,7 +496,7 @@ async def compare(args: argparse.Namespace, tmp: Path, servers: list[Server]) ->
     for r in range(args.rounds):
         for model in args.models:
             for clients in args.clients:
-                # convzoo JSON, MLServer JSON, convzoo binary, back to back: noise falls on all alike
+                # every server and kind back to back: the machine's noise falls on all alike
                 for _, kind, server, body, headers in [p for p in plans if p[0] == model]:
                     before, client_before = server.cpu_seconds(), time.process_time()
                     run = await drive(f"{server.url}/v2/models/{model}/infer", body, headers, clients, args.seconds)
@@ -450,15 +509,16 @@ async def compare(args: argparse.Namespace, tmp: Path, servers: list[Server]) ->
 
     rows = []
     for model in args.models:
-        for kind in ("json", "binary"):
-            for clients in args.clients:
-                peer_cell = cells.get(("MLServer", model, kind, clients))
-                rows.append({"model": model, "request": kind, "clients": clients,
-                             "convzoo": cells[("convzoo", model, kind, clients)].summary(),
-                             "mlserver": peer_cell.summary() if peer_cell else None})
+        for clients in args.clients:
+            row = {"model": model, "clients": clients, "servers": {}}
+            for (name, cell_model, kind, cell_clients), cell in cells.items():
+                if (cell_model, cell_clients) == (model, clients):
+                    row["servers"].setdefault(name, {})[kind] = cell.summary()
+            rows.append(row)
     return {"mlserver_version": mlserver_version, "mlserver_settings": settings,
             "mlserver_model_settings": {"max_batch_size": MAX_BATCH, "max_batch_time": BATCH_DELAY_S},
-            "convzoo_command": " ".join(convzoo.command[1:]), "validation": validation, "rows": rows}
+            "convzoo_commands": {s.name: " ".join(s.command[3:]) + f" (in {s.cwd})" for s in ours},
+            "validation": validation, "rows": rows}
 
 
 def main() -> None:
@@ -471,6 +531,11 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of load per server and model before timing")
     p.add_argument("--mlserver-workers", type=int, default=0, choices=(0, 1),
                    help="MLServer's parallel_workers (0: inference in the server process, its best here)")
+    p.add_argument("--spin-too", action="store_true",
+                   help="also run `convzoo serve --spin` (onnxruntime's threads busy-wait between runs)")
+    p.add_argument("--baseline", metavar="CHECKOUT",
+                   help="also run the convzoo of an earlier checkout (git worktree add /tmp/before REV), for a "
+                        "before/after table in one run")
     p.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 1 s, 0.3 s warm-up, no JSON")
     p.add_argument("--out", help="results JSON (default: benchmarks/results/serving_peers.json; "
                                  "none with --quick)")
@@ -503,7 +568,9 @@ def main() -> None:
             server.stop()
 
     markdown = table(results["rows"])
-    errors = sum(r[s]["errors"] for r in results["rows"] for s in ("convzoo", "mlserver") if r[s])
+    results["goals"] = goals(results["rows"])
+    errors = sum(summary["errors"] for row in results["rows"] for kinds in row["servers"].values()
+                 for summary in kinds.values())
     cpus = os.cpu_count()
     print(f"\nconvzoo serve vs MLServer {results['mlserver_version']} (parallel_workers {args.mlserver_workers}), "
           f"same ONNX files, onnxruntime {ort.__version__} on CPU; {cpus} CPUs, load average "
@@ -511,8 +578,9 @@ def main() -> None:
     print(f"{args.rounds} alternating rounds x {args.seconds:g} s per cell; adaptive batching {MAX_BATCH} requests / "
           f"{BATCH_DELAY_S * 1000:g} ms on both; one 1x1x28x28 FP32 image per request; errors: {errors}\n")
     print(markdown)
-    print("\nratio = convzoo / MLServer (requests/s: above 1 is convzoo faster; latency and CPU: below 1 is convzoo "
-          "lower). MLServer's REST API has no binary tensor extension, hence n/a.")
+    print("\nx MLServer = this line's figure / MLServer's JSON figure in the same cell (requests/s: above 1 is "
+          "faster; latency and CPU: below 1 is lower). MLServer's REST API has no binary tensor extension.\n")
+    print(goals_table(results["goals"]))
 
     if out is None:
         return
@@ -521,7 +589,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": cpus, "machine": platform.machine(),
         "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
         "onnxruntime": ort.__version__, "rounds": args.rounds, "seconds": args.seconds, "clients": args.clients,
-        "models": args.models, "client": f"aiohttp {aiohttp.__version__}", **results, "table": markdown}, indent=2))
+        "models": args.models, "client": f"aiohttp {aiohttp.__version__}", **results, "table": markdown,
+        "goals_table": goals_table(results["goals"])}, indent=2))
     print(f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
