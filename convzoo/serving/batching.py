@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convzoo.serving.timeouts import within
+
 Feeds = Mapping[str, np.ndarray]
 Results = dict[str, np.ndarray]
 
@@ -130,8 +132,8 @@ class Batcher:
                 if remaining <= 0:
                     break
                 self._arrived.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                with contextlib.suppress(TimeoutError):
+                    await within(self._arrived.wait(), remaining)
             batch = self._take(first.key)
             self._last_requests = len(batch)
             await self._execute(loop, batch)

@@ -5,7 +5,6 @@ Pure ASGI middleware (no per-request task or copy), so the guard costs microseco
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import os
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import MemoryBudget, Reservation
 from convzoo.serving.tensors import ProtocolError
+from convzoo.serving.timeouts import within
 
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes carry no credentials
 # headers whose second, different value would let two parts of the stack read two different requests
@@ -112,8 +112,8 @@ class Guard:
         chunks, seen = [], 0
         while True:
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_s)
-            except asyncio.TimeoutError:
+                message = await within(receive(), self.body_timeout_s)
+            except TimeoutError:
                 raise ProtocolError(408, f"the request body stalled: nothing arrived for {self.body_timeout_s:g} s "
                                          f"after {seen:,} bytes; send the whole body at once",
                                     {"Connection": "close"}) from None
