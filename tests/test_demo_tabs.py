@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,37 @@ def test_empty_sketch_gets_a_sentence(client, files):
         client.predict("tiny-fashion", blank, True, api_name="/classify_sketch")
 
 
+def test_the_classify_calls_stay_queued(tiny_store):
+    """queue=False would save 3 to 5 ms a call, but Gradio 6.31's page then shows a failed call as a bare "Error",
+    without its sentence (test_demo_browser.py::test_classify_tab_bad_upload_gets_a_sentence; issue 12)."""
+    from convzoo.demos.app import build_app
+
+    config = build_app(tiny_store).get_config_file()
+    top5 = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "classify-top5")
+    events = [d for d in config["dependencies"] if top5 in d["outputs"]]
+    assert len(events) == 3 and all(d["queue"] is not False for d in events)  # button, upload, drawing
+
+
+def test_the_demo_sets_how_often_gradio_summarises_its_calls(monkeypatch):
+    from convzoo.demos import use_gradio_env
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
+    use_gradio_env()
+    assert os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] == "100"
+    monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")
+    use_gradio_env()
+    assert os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] == "7"  # the user's own value wins
+
+
+def test_pictures_are_written_at_zlib_level_1():
+    """The demo's PNGs use zlib's fastest level: a 512-px stylised photo encodes about 4x faster (issue 12)."""
+    from convzoo.demos.common import served_file
+
+    data = Path(served_file(np.arange(280 * 280, dtype=np.uint32).reshape(280, 280).astype(np.uint8))).read_bytes()
+    zlib_header = data[data.index(b"IDAT") + 4:][:2]
+    assert zlib_header[0] == 0x78 and zlib_header[1] >> 6 == 0  # FLEVEL 0: levels 0 and 1
+
+
 def test_a_model_missing_from_the_store_says_how_to_get_it(tiny_store, files):
     import gradio as gr
 
@@ -119,6 +151,7 @@ def test_stylize_blends_and_caps_the_size(client, files):
     capped, info, png = client.predict("tiny-style", handle_file(files["photo"]), 1.0, 128, api_name="/stylize")
     assert max(Image.open(capped).size) == 128 and "128x85" in info
     assert png.endswith(".png") and Image.open(png).format == "PNG" and Image.open(png).size == (128, 85)
+    assert Path(png).read_bytes() == Path(capped).read_bytes()  # the download is the picture shown, encoded once
 
 
 # segment --------------------------------------------------------------------------------------

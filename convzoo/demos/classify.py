@@ -85,6 +85,8 @@ def tab(store: Store) -> None:
                             interactive=False, height=300, format="png", elem_id="classify-seen")
             timing = gr.Markdown(elem_id="classify-info")
     outputs = [top5, seen, timing]
+    # Queued on purpose: queue=False (one POST /gradio_api/run) would save 3 to 5 ms a call, but Gradio 6.31's page
+    # then shows a failed call as a bare "Error" instead of its sentence (benchmarks/README.md, issue 12).
     run.click(partial(classify, store), [model, image, use_fashionize], outputs, api_name="classify")
     image.change(partial(classify_if_image, store), [model, image, use_fashionize], outputs, api_name=False)
     run_sketch.click(partial(classify_sketch, store), [model, sketch, use_fashionize], outputs,

@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -212,6 +213,15 @@ def tensor_picture(x: np.ndarray) -> np.ndarray:
 
 OUTPUTS = CACHE / "outputs"
 KEEP_OUTPUTS = 512  # pictures kept for Gradio to copy; the oldest go first
+# zlib level 1 instead of Pillow's 6: a 512x512 photo encodes in about 22 ms instead of 86 ms on the 2-CPU
+# development machine, for 10 % more bytes; the 280-px Classify preview in 0.27 ms instead of 0.46 (issue 12)
+PNG_COMPRESS_LEVEL = 1
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue()
 
 
 def served_file(picture: Image.Image | np.ndarray) -> str:
@@ -222,9 +232,7 @@ def served_file(picture: Image.Image | np.ndarray) -> str:
     returned path is instead copied into the cache only when the copy does not exist yet, atomically.
     """
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    data = out.getvalue()
+    data = png_bytes(image)
     path = OUTPUTS / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
     if not path.exists():
         OUTPUTS.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,16 @@ def save_png(image: Image.Image, prefix: str) -> str:
     """A PNG in the app's cache folder, for a download button."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=CACHE, prefix=prefix, suffix=".png", delete=False) as f:
-        image.save(f, format="PNG")
+        f.write(png_bytes(image))
+        return f.name
+
+
+def download_copy(served: str, prefix: str) -> str:
+    """A file from ``served_file`` under a readable name, for a download button: copied, not encoded again."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=CACHE, prefix=prefix, suffix=".png", delete=False) as f:
+        with open(served, "rb") as source:
+            shutil.copyfileobj(source, f)
         return f.name
 
 
