@@ -438,9 +438,9 @@ def goals_table(results: list[dict]) -> str:
 
 def convzoo_server(label: str, checkout: Path, extra: list[str], args: argparse.Namespace, tmp: Path,
                    env: dict[str, str]) -> Server:
-    """``convzoo serve`` from ``checkout`` (this one, or an earlier one for a before/after run) with this venv."""
+    """``convzoo serve`` from ``checkout`` (this one, or an earlier one for a before/after run) on this interpreter."""
     port = free_port()
-    command = [str(ROOT / ".venv" / "bin" / "python"), "-c", "from convzoo.cli import main; main()", "serve",
+    command = [sys.executable, "-c", "from convzoo.cli import main; main()", "serve",
                "--store", str(Path(args.store).resolve()), "--models", ",".join(args.models), "--port", str(port),
                "--max-batch", str(MAX_BATCH), "--batch-delay-ms", str(BATCH_DELAY_S * 1000), *extra]
     log = tmp / f"{label.replace(' ', '_').replace('/', '_')}.log"
