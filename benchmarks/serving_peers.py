@@ -158,7 +158,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Server:
-    name: str  # "convzoo" or "MLServer"
+    name: str  # "convzoo", a variant of it ("convzoo --spin", "convzoo 08532ac") or PEER
     command: list[str]
     port: int
     log: Path

@@ -6,8 +6,9 @@
 Each stage runs on the model's first test image (1x1x28x28 FP32), the request `benchmarks/serving_peers.py` sends:
 parsing the JSON part, checking it against the protocol and the model's signature (pydantic, numpy), one
 onnxruntime run at batch 1, encoding the answer, and the whole ASGI app without sockets (the event loop's CPU
-per request, on uvloop as uvicorn runs it; inference runs in the batcher's thread). Beside each stage that was changed for speed, the way it
-was done before, measured in the same run: the standard library's JSON parse and FastAPI's routing (the app without `kserve.InferLane`). Sockets and HTTP parsing are not here: the difference
+per request, on uvloop as uvicorn runs it; inference runs in the batcher's thread). Beside each stage that was
+changed for speed, the way it was done before, measured in the same run: the standard library's JSON parse and
+FastAPI's routing (the app without `kserve.InferLane`). Sockets and HTTP parsing are not here: the difference
 between this and `serving_peers.py`'s CPU per request is uvicorn's, the kernel's and the log line's.
 """
 

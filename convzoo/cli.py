@@ -108,8 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from convzoo.serving import serve
 
     serve(host=args.host, port=args.port, store=_store(args), models=args.models.split(",") if args.models else None,
-          threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms, token=args.token,
-          cors_origins=args.cors.split(",") if args.cors else None)
+          threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms,
+          token=args.token, cors_origins=args.cors.split(",") if args.cors else None)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -340,7 +340,8 @@ def test_served_sessions_do_not_spin_unless_asked(tiny_store):
 # the fast JSON path (orjson) must give what the exact path (the standard library, refusing repeated keys) gives
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.integers(2**63 - 9, 2**64 + 9) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.integers(2**63 - 9, 2**64 + 9)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=5),
     max_leaves=25)

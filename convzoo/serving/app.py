@@ -185,8 +185,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None,
     """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight."""
 
     token = token or os.environ.get("CONVZOO_TOKEN") or None
-    app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch, batch_delay_ms=batch_delay_ms, token=token,
-                     cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels, limits=limits)
+    app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch, batch_delay_ms=batch_delay_ms,
+                     token=token, cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels,
+                     limits=limits)
     _check_port(host, port)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -52,7 +52,8 @@ class Metrics:
     def request_series(self, route: str, model: str, status: int) -> tuple[Counter, Histogram]:
         key = (route, model, status)
         if key not in self._request_series:
-            self._request_series[key] = self.requests.labels(route, model, str(status)), self.latency.labels(route, model)
+            self._request_series[key] = (self.requests.labels(route, model, str(status)),
+                                         self.latency.labels(route, model))
         return self._request_series[key]
 
     def batch_series(self, model: str) -> tuple[Histogram, ...]:

@@ -125,8 +125,8 @@ def warmup_feeds(served: Served, side: int = 64) -> dict[str, np.ndarray]:
 class Pool:
     """The models this process serves, by name."""
 
-    def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None, spin: bool = False,
-                 max_batch: int = 32, batch_delay_ms: float = 2.0,
+    def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None,
+                 spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0,
                  observe: Callable[..., None] | None = None, tile: int = 512) -> None:
         self.store = store
         self.tile = tile
