@@ -8,21 +8,25 @@ are segmented tile by tile (``segment_tiled``, ``run_tiled``) so memory stays bo
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from convzoo import bounds
 from convzoo.errors import BadInputError, IntegrityError
 from convzoo.registry import Store
 from convzoo.types import ModelMetadata, Preprocess
 
-MAX_PIXELS = 40_000_000  # Pillow's own bomb limit is ~89M; a 2-core CPU should not try either
+MAX_PIXELS = bounds.ImageLimits().max_pixels  # the one limit of the service's reader, the app's and the API's
 
 
 def providers_available(prefer: Sequence[str] | None = None) -> list[str]:
@@ -81,22 +85,9 @@ def normalize(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """An image file decoded into memory, its size checked from the header before any pixel is decoded."""
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > max_pixels:
-                raise BadInputError(f"{path}: the image is {image.width}x{image.height} pixels, more than the limit "
-                                    f"of {max_pixels:,}; scale it down first")
-            image.load()
-            return image.copy()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise BadInputError(f"{path}: not an image Pillow can read; give a PNG, JPEG or WebP") from None
-    except Image.DecompressionBombError as e:
-        raise BadInputError(f"{path}: {e}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated, corrupt, or metadata past Pillow's limits
-        raise BadInputError(f"{path}: the image is truncated or corrupt ({e})") from None
+    """An image file decoded upright into memory, checked (bytes, pixels, JPEG scans) before any pixel is
+    decoded: ``convzoo.bounds.read_image``, the reader the service and the app use too."""
+    return bounds.read_image(path, dataclasses.replace(bounds.ImageLimits(), max_pixels=max_pixels))
 
 
 def preprocess_image(image: Image.Image | np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -136,6 +127,19 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[
 
 
 MIN_STYLE_SIDE = 16
+
+
+def style_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The size a style net renders a ``width`` x ``height`` image at (its longest side brought down to
+    ``max_side``), refused before any work where a side would fall below ``MIN_STYLE_SIDE``: the nets'
+    reflection padding needs a few pixels on each side, and a 16 x 40,000 strip would become 1 x 512."""
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    out = max(1, round(width * scale)), max(1, round(height * scale))
+    if math.floor(min(width, height) * scale) < MIN_STYLE_SIDE:
+        shown = f" (brought to {out[0]}x{out[1]} to fit {max_side} pixels)" if scale < 1 else ""
+        raise BadInputError(f"the image is {width}x{height}{shown}; a style net needs at least {MIN_STYLE_SIDE} "
+                            "pixels on each side: crop it closer to a square, or send a larger one")
+    return out
 
 
 def shrinking_run_options() -> ort.RunOptions:
@@ -208,9 +212,7 @@ class OnnxModel:
                 shrink_arena: bool = False) -> Image.Image:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
-        if min(image.size) < MIN_STYLE_SIDE:  # the nets' reflection padding needs a few pixels on each side
-            raise BadInputError(f"the image is {image.width}x{image.height}; a style net needs at least "
-                               f"{MIN_STYLE_SIDE} pixels on each side")
+        style_size(image.width, image.height, max_side)
         image = to_rgb_or_gray(image, "rgb")
         if max_side and max(image.size) > max_side:
             image = image.copy()
@@ -260,7 +262,7 @@ def load_model(name: str, store: Store | None = None, *, providers: Sequence[str
 
 def _tile_weights(height: int, width: int) -> np.ndarray:
     """Highest in the middle, small at the edges: blending prefers each tile's centre (context on all sides)."""
-    ramp = lambda n: np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32)  # noqa: E731
+    ramp = lambda n: np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32)
     return np.outer(ramp(height), ramp(width)) / max(height, width)
 
 
@@ -276,18 +278,58 @@ def _output_shape(model: OnnxModel, channels: int, tile: int) -> tuple[int, int]
     return known[tile]
 
 
-def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
-              probabilities: bool = False) -> np.ndarray:
-    """The model's output for one preprocessed C x H x W input of any size, computed tile by tile.
+@dataclass(frozen=True)
+class TilePlan:
+    """How ``run_tiled`` cuts one C x H x W input: known before a pixel is run, so its cost is too.
 
-    The input is mirrored at its borders, cut into ``tile``-sized tiles that overlap by ``overlap``
-    pixels, and the tiles' outputs (softmax first with ``probabilities``) are blended with weights
-    that favour tile centres, the U-Net paper's overlap-tile strategy. Same-padding models (output
-    as large as input) and valid-padding ones (the missing margin is read from the mirrored border)
-    both work; the tile is rounded up to the model's ``convzoo.size_multiple``. Peak memory is a
-    few tiles plus the output, whatever the input's size.
+    The run happens on the mirrored, padded input (``padded_*``), tile by tile (``tiles`` runs of
+    ``tile`` x ``tile``); its blended outputs are ``classes`` x ``full_*``. A thin input (16 x 99,984) is
+    padded to whole tiles, so it costs far more than its own pixels: these figures say how much.
     """
-    channels, height, width = x.shape
+
+    channels: int
+    height: int
+    width: int
+    tile: int
+    out_tile: int
+    classes: int
+    margin: int
+    overlap: int
+    rows: int
+    cols: int
+
+    @property
+    def step(self) -> int:
+        return self.out_tile - self.overlap
+
+    @property
+    def full(self) -> tuple[int, int]:
+        return (self.rows - 1) * self.step + self.out_tile, (self.cols - 1) * self.step + self.out_tile
+
+    @property
+    def tiles(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def run_pixels(self) -> int:
+        """Pixels the model runs on, all tiles together: what the run's time grows with."""
+        return self.tiles * self.tile * self.tile
+
+    def array_bytes(self, batch: int) -> int:
+        """float32 bytes of the arrays ``run_tiled`` holds besides the model's own activations: the padded
+        input, a batch of tiles, the blended outputs and their weights, and the cropped result."""
+        full_h, full_w = self.full
+        padded = self.channels * (full_h + 2 * self.margin) * (full_w + 2 * self.margin)
+        blended = (self.classes + 1) * full_h * full_w
+        result = self.classes * self.height * self.width
+        tiles = batch * (self.channels * self.tile * self.tile + self.classes * self.out_tile * self.out_tile)
+        return 4 * (padded + blended + result + tiles)
+
+
+def plan_tiles(model: OnnxModel, channels: int, height: int, width: int, tile: int = 512,
+               overlap: int = 64) -> TilePlan:
+    """The tiling ``run_tiled`` will use for a ``channels`` x ``height`` x ``width`` input (one probe run
+    per model and tile size tells the model's output size, then it is remembered)."""
     multiple = model.meta.size_multiple
     tile = -(-tile // multiple) * multiple
     out_tile, classes = _output_shape(model, channels, tile)
@@ -298,13 +340,30 @@ def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 6
     step = out_tile - overlap
     rows = max(1, -(-(height - overlap) // step))
     cols = max(1, -(-(width - overlap) // step))
-    full_h, full_w = (rows - 1) * step + out_tile, (cols - 1) * step + out_tile
+    return TilePlan(channels, height, width, tile, out_tile, classes, margin, overlap, rows, cols)
+
+
+def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
+              probabilities: bool = False) -> np.ndarray:
+    """The model's output for one preprocessed C x H x W input of any size, computed tile by tile.
+
+    The input is mirrored at its borders, cut into ``tile``-sized tiles that overlap by ``overlap``
+    pixels, and the tiles' outputs (softmax first with ``probabilities``) are blended with weights
+    that favour tile centres, the U-Net paper's overlap-tile strategy. Same-padding models (output
+    as large as input) and valid-padding ones (the missing margin is read from the mirrored border)
+    both work; the tile is rounded up to the model's ``convzoo.size_multiple``. Peak memory is a
+    few tiles plus the output (``plan_tiles(...).array_bytes``), known before the run.
+    """
+    channels, height, width = x.shape
+    plan = plan_tiles(model, channels, height, width, tile, overlap)
+    tile, out_tile, margin, step = plan.tile, plan.out_tile, plan.margin, plan.step
+    full_h, full_w = plan.full
     pad = ((0, 0), (margin, margin + full_h - height), (margin, margin + full_w - width))
     padded = np.pad(x, pad, mode="symmetric")  # the paper mirrors; symmetric also works when pad > side
-    total = np.zeros((classes, full_h, full_w), np.float32)
+    total = np.zeros((plan.classes, full_h, full_w), np.float32)
     weight_sum = np.zeros((full_h, full_w), np.float32)
     weights = _tile_weights(out_tile, out_tile)
-    corners = [(r * step, c * step) for r in range(rows) for c in range(cols)]
+    corners = [(r * step, c * step) for r in range(plan.rows) for c in range(plan.cols)]
     for start in range(0, len(corners), batch):
         chunk = corners[start:start + batch]
         tiles = np.stack([padded[:, top:top + tile, left:left + tile] for top, left in chunk])

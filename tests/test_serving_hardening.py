@@ -120,7 +120,7 @@ BAD_REQUESTS = [
      ["Inference-Header-Content-Length is 99999", "body has"]),
     ("binary header not a number", "POST", INFER,
      {"content": BINARY_HEADER, "headers": {"Inference-Header-Content-Length": "abc"}}, 400,
-     ["must be a byte count"]),
+     ["Inference-Header-Content-Length must be a count in the digits 0-9"]),
     ("binary data short", "POST", INFER,
      {"content": BINARY_HEADER + b"\0" * 3000, "headers": {"Inference-Header-Content-Length": str(len(BINARY_HEADER))}},
      400, ["binary_data_size 3136 runs past the 3000 bytes"]),

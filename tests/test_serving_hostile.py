@@ -379,19 +379,27 @@ def test_stalled_connections_are_cut_off_and_others_are_served(server):
     assert httpx.get(f"{server}/v2/health/live").status_code == 200
 
 
-def test_connections_beyond_the_cap_get_a_json_503(tiny_store):
-    limits = Limits(max_connections=20, header_timeout_s=5.0)
+def test_beyond_the_cap_probes_are_answered_and_the_rest_told_to_retry(tiny_store):
+    """20 idle connections fill the cap: a liveness probe is still answered (a probe slot); an inference
+    request in a probe slot gets a JSON 503 with Retry-After; past the probe slots too, a JSON 503 at once."""
+    limits = Limits(max_connections=20, probe_slots=2, header_timeout_s=30.0)
     app = create_app(tiny_store, limits=limits)
     with running(app) as url:
         host, port = url.removeprefix("http://").split(":")
         idle = [socket.create_connection((host, int(port))) for _ in range(20)]
         time.sleep(0.2)
-        answer = raw_exchange(url, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 503") and b'"error"' in answer
-        for sock in idle:
+        live = raw_exchange(url, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert live.startswith(b"HTTP/1.1 200") and b'"live"' in live
+        other = raw_exchange(url, b"GET /v2/models/tiny-fashion HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert other.startswith(b"HTTP/1.1 503") and b'"error"' in other and b"retry-after: 1" in other.lower()
+        probes_taken = [socket.create_connection((host, int(port))) for _ in range(2)]
+        time.sleep(0.2)
+        full = raw_exchange(url, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert full.startswith(b"HTTP/1.1 503") and b"retry-after" in full.lower()
+        for sock in idle + probes_taken:
             sock.close()
         time.sleep(0.2)
-        assert httpx.get(f"{url}/v2/health/live").status_code == 200
+        assert httpx.get(f"{url}/v2/models/tiny-fashion").status_code == 200
 
 
 # ----------------------------------------------------------------------------------------------

@@ -118,9 +118,16 @@ def test_style_returns_the_stylised_png(http, tiny_store):
 
 
 def test_style_respects_max_side(http):
-    response = http.post("/v1/models/tiny-style/predict", params={"max_side": 20, "format": "json"},
-                         content=encoded(photo((60, 30)), "PNG"))
-    assert (response.json()["width"], response.json()["height"]) == (20, 10)
+    response = http.post("/v1/models/tiny-style/predict", params={"max_side": 40, "format": "json"},
+                         content=encoded(photo((80, 40)), "PNG"))
+    assert (response.json()["width"], response.json()["height"]) == (40, 20)
+
+
+def test_a_strip_that_scaling_would_thin_below_the_style_minimum_is_refused_before_decoding(http):
+    """16x40000 passes the 16-pixel check, but brought to 512 pixels it would be 512x0 (a 500 before)."""
+    response = http.post("/v1/models/tiny-style/predict", content=encoded(Image.new("RGB", (40000, 16)), "PNG"))
+    assert response.status_code == 400, response.text
+    assert "at least 16 pixels on each side" in response.json()["error"]
 
 
 def test_download_matches_sha256_with_etag_and_ranges(http, tiny_store):

@@ -27,15 +27,16 @@ from convzoo import __version__
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store
 from convzoo.serving import images, kserve
-from convzoo.serving.metrics import Metrics, Telemetry
-from convzoo.serving.pool import Pool
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import MemoryBudget, tune_allocator
+from convzoo.serving.metrics import Metrics, Telemetry
+from convzoo.serving.pool import Pool
 from convzoo.serving.protocol import server_config
-from convzoo.serving.security import Guard, cors_origins_from_env
+from convzoo.serving.security import Guard, HeadAsGet, cors_origins_from_env
 from convzoo.serving.tensors import InferRequestBody, ProtocolError
 
 log = logging.getLogger("convzoo.serving")
+TILING_SLACK = 2  # a tiled run may cover twice the pixel limit: a 2048 x 2048 input runs as 25 overlapping tiles
 
 DESCRIPTION = """The classic CNNs of convzoo on ONNX Runtime.
 
@@ -67,7 +68,8 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     tune_allocator()
     metrics = Metrics()
     pool = Pool(store, models, threads=threads, spin=spin, max_batch=limits.max_batch, batch_delay_ms=batch_delay_ms,
-                observe=metrics.observe_batch, tile=limits.tile)
+                observe=metrics.observe_batch, tile=limits.tile,
+                max_run_pixels=TILING_SLACK * limits.max_pixels)
     pool.on_state = lambda served: metrics.ready.labels(served.name).set(1 if served.ready else 0)
     for served in pool:
         metrics.ready.labels(served.name).set(0)
@@ -99,6 +101,7 @@ def create_app(store: Store | None = None, models: Sequence[str] | None = None, 
     # Starlette wraps middleware outside-in in reverse order of adding: CORS answers preflights before the token
     # check; the infer lane runs inside the guard (token, body limit, memory) and the telemetry
     app.add_middleware(kserve.InferLane, pool=pool, limits=limits, routes=v2)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(Guard, token=token, limits=limits, budget=budget)
     app.add_middleware(Telemetry, metrics=metrics, model_names=lambda: pool.models)
     if origins:

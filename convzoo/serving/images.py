@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import re
-import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -19,12 +19,13 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from convzoo import catalogue
-from convzoo.errors import ConvzooError
+from convzoo.bounds import SERVICE_FORMATS, ImageLimits, decode_cost, load_image, open_image
+from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import BrokenModel
-from convzoo.runtime import segment_tiled, softmax, top_k
+from convzoo.runtime import segment_tiled, softmax, style_size, top_k
 from convzoo.serving.kserve import ERRORS, lookup, require_ready, reservation_of, run_batch
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import Reservation
@@ -42,48 +43,38 @@ PREDICT_BODY = {"requestBody": {"required": True, "description": (
         **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in IMAGE_TYPES}}}}
 
 
-IMAGE_DECODE_FACTOR = 16  # bytes per pixel while an upload is decoded and converted (RGBA, then float copies)
+MASK_BYTES_PER_PIXEL = 6  # per class and pixel: the class map (int64 over the classes), its PNG and base64
+PNG_BYTES_PER_VALUE = 4  # a styled image's uint8 pixels, its PNG, and the base64 of a JSON answer
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """A PNG, JPEG or WebP opened, its size read from the header; no pixel is decompressed yet."""
-    if not data:
-        raise ProtocolError(400, "no image: send a PNG, JPEG or WebP as the body, or as multipart field 'image'")
+def image_limits(limits: Limits) -> ImageLimits:
+    """The service's image limits: the one reader's (``convzoo.bounds``), with this server's sizes."""
+    return ImageLimits(max_bytes=limits.max_body, max_pixels=limits.max_pixels, formats=SERVICE_FORMATS)
+
+
+def _refused(error: BadInputError) -> ProtocolError:
+    return ProtocolError(getattr(error, "status", 400), str(error))
+
+
+def open_upload(data: bytes, limits: ImageLimits) -> Image.Image:
+    """An upload opened and checked (bytes, pixels, JPEG scans) from its header; no pixel decoded yet."""
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except UnidentifiedImageError:
-        raise ProtocolError(415, "the body is not a PNG, JPEG or WebP image; send one of those") from None
-    except Image.DecompressionBombError:
-        raise ProtocolError(413, f"the image has more pixels than the limit of {max_pixels:,}") from None
-    except ValueError as e:  # Pillow's limit on text and ICC chunks ("Decompressed data too large")
-        raise ProtocolError(413, f"the image's metadata is too large ({e}); strip it (e.g. save without "
-                                 "metadata) and send it again") from None
-    except (OSError, SyntaxError, EOFError, struct.error) as e:
-        raise ProtocolError(400, f"the image header is truncated or corrupt ({e}); send the whole file") from None
-    width, height = image.size
-    if width == 0 or height == 0:
-        raise ProtocolError(400, "the image has no pixels")
-    if width * height > max_pixels:
-        raise ProtocolError(413, f"the image is {width}x{height} = {width * height:,} pixels, more than the limit "
-                                 f"of {max_pixels:,}; scale it down first")
-    return image
+        return open_image(data, limits)
+    except BadInputError as e:
+        raise _refused(e) from None
 
 
-def load_pixels(image: Image.Image) -> Image.Image:
+def decode_upload(image: Image.Image) -> Image.Image:
+    """The opened upload's pixels, upright as its EXIF orientation says (as the app shows it)."""
     try:
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
-        raise ProtocolError(400, f"the {image.format} image is truncated or corrupt ({e}); send the whole file"
-                            ) from None
-    return image
+        return load_image(image)
+    except BadInputError as e:
+        raise _refused(e) from None
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """A decoded PNG, JPEG or WebP; its size is checked before any pixel is decompressed."""
-    return load_pixels(open_image(data, max_pixels))
-
-
-async def read_upload(request: Request, max_pixels: int) -> Image.Image:
+async def read_upload(request: Request, limits: Limits, cost: Callable[[int, int], Awaitable[None]]) -> Image.Image:
+    """The uploaded image, decoded; ``cost(width, height)`` reserves (or refuses) what the work on an image
+    of that size will take, before its pixels are decompressed."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
@@ -100,9 +91,22 @@ async def read_upload(request: Request, max_pixels: int) -> Image.Image:
     else:
         raise ProtocolError(415, f"Content-Type {kind!r} is not an image upload: send image/png, image/jpeg, "
                                  "image/webp, or multipart/form-data with field 'image'")
-    image = await run_in_threadpool(open_image, data, max_pixels)
-    await reservation_of(request).grow(IMAGE_DECODE_FACTOR * image.width * image.height, "decoding this image")
-    return await run_in_threadpool(load_pixels, image)
+    if not data:
+        raise ProtocolError(400, "no image: send a PNG, JPEG or WebP as the body, or as multipart field 'image'")
+    image = await run_in_threadpool(open_upload, data, image_limits(limits))
+    width, height = _upright_size(image)
+    await reservation_of(request).grow(decode_cost(image), "decoding this image")
+    await cost(width, height)
+    return await run_in_threadpool(decode_upload, image)
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    """The size once the EXIF orientation is applied: orientations 5 to 8 turn the picture a quarter."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 -- a broken EXIF block is ignored, as exif_transpose ignores it
+        orientation = 1
+    return (image.height, image.width) if orientation in (5, 6, 7, 8) else image.size
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -154,7 +158,7 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
             openapi_extra=PREDICT_BODY)
     async def predict(name: str, request: Request,
                       k: int = Query(5, ge=1, le=1000, description="classification: how many labels"),
-                      format: Literal["json", "png"] | None = Query(  # noqa: A002 -- the public parameter name
+                      format: Literal["json", "png"] | None = Query(
                           None, description="json or png (default: json for classification, png otherwise)"),
                       max_side: int = Query(512, ge=16, description="style: longest side of the output, up to "
                                             "the server's ceiling (1024 unless $CONVZOO_STYLE_MAX_SIDE says)")
@@ -166,21 +170,30 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
                                      "pixels for style transfer; ask for less")
         if task == "classification" and format == "png":
             raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
-        image = await read_upload(request, limits.max_pixels)
-        if task == "classification":
-            return JSONResponse(await _classify(served, image, k, reservation_of(request)))
         reservation = reservation_of(request)
+        channels = 3 if served.model.preprocess_spec.color == "rgb" else 1
+
+        async def cost(width: int, height: int) -> None:  # what the work on this image will take, before decoding
+            if task == "segmentation":
+                await reservation.grow(served.cost([(1, channels, height, width)], tiled=True,
+                                                   encode_bytes_per_value=MASK_BYTES_PER_PIXEL), "segmenting this image")
+            elif task == "style":
+                try:
+                    out_width, out_height = style_size(width, height, max_side)
+                except ConvzooError as e:
+                    raise ProtocolError(400, str(e)) from None
+                await reservation.grow(served.cost([(1, 3, out_height, out_width)],
+                                                   encode_bytes_per_value=PNG_BYTES_PER_VALUE), "styling this image")
+
+        image = await read_upload(request, limits, cost)
+        if task == "classification":
+            return JSONResponse(await _classify(served, image, k, reservation))
         try:
             if task == "segmentation":
-                channels = 3 if served.model.preprocess_spec.color == "rgb" else 1
-                await reservation.grow(served.cost([(1, channels, image.height, image.width)]), "segmenting this image")
                 async with served.heavy:
                     probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1)
                 return _segmentation_response(served, probs, format or "png")
             if task == "style":
-                scale = min(1.0, max_side / max(image.size))
-                side = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-                await reservation.grow(served.cost([(1, 3, side[1], side[0])]), "styling this image")
                 async with served.heavy:
                     styled = await run_in_threadpool(served.model.stylize, image, max_side, True)
                 data = await run_in_threadpool(png_bytes, styled)
@@ -192,7 +205,6 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
             raise ProtocolError(400, str(e)) from None
         raise ProtocolError(400, f"model {name!r} has task {task!r}, which this route does not answer")
 
-    @r.head("/v1/models/{name}/onnx", include_in_schema=False)
     @r.get("/v1/models/{name}/onnx", summary="Download the ONNX file (ETag and X-Convzoo-Sha256 carry its sha256; "
            "range requests work)", response_class=FileResponse, responses=ERRORS)
     async def download(name: str, request: Request) -> Response:
@@ -255,7 +267,7 @@ async def _classify(served: Served, image: Image.Image, k: int, reservation: Res
                             for p in top_k(probs, model.labels, k)]}
 
 
-def _segmentation_response(served: Served, probs: np.ndarray, format: str) -> Response:  # noqa: A002
+def _segmentation_response(served: Served, probs: np.ndarray, format: str) -> Response:
     classes = probs.argmax(axis=0)
     labels = served.model.labels or [str(i) for i in range(probs.shape[0])]
     counts = np.bincount(classes.ravel(), minlength=probs.shape[0])

@@ -25,9 +25,17 @@ from convzoo.registry import validate_name
 from convzoo.serving.batching import Overloaded, ShuttingDown
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import Reservation
-from convzoo.serving.pool import Pool, Served
-from convzoo.serving.tensors import (DATATYPES, InferResponseBody, ProtocolError, decode_request, decompress,
-                                     encode_response, split_body)
+from convzoo.serving.pool import BINARY_BYTES_PER_VALUE, JSON_BYTES_PER_VALUE, Pool, Served
+from convzoo.serving.tensors import (
+    DATATYPES,
+    InferResponseBody,
+    ProtocolError,
+    decode_request,
+    decompress,
+    encode_response,
+    json_length,
+    split_body,
+)
 
 log = logging.getLogger("convzoo.serving")
 
@@ -228,8 +236,9 @@ async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -
         body = await request.body()
         encoding = single_header(request, "content-encoding")
         header_length = single_header(request, "inference-header-content-length")
-        if header_length is not None and header_length.isdigit() and int(header_length) > limits.max_json:
-            raise ProtocolError(413, f"Inference-Header-Content-Length is {int(header_length):,} bytes, more than this "
+        declared_json = json_length(header_length) if header_length is not None else None
+        if declared_json is not None and declared_json > limits.max_json:
+            raise ProtocolError(413, f"Inference-Header-Content-Length is {declared_json:,} bytes, more than this "
                                      f"server's limit of {limits.max_json:,} for the JSON part")
         if encoding and encoding.lower() != "identity":
             # inflated off the event loop, never past what a valid request to this model can be
@@ -237,11 +246,14 @@ async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -
                      else min(limits.max_json, limits.max_body))
             await reservation.grow(limit, "the inflated body")
             body = await run_in_threadpool(decompress, body, encoding, limit)
-        json_part = len(body) if header_length is None or not header_length.isdigit() else int(header_length)
+        json_part = len(body) if declared_json is None else declared_json
         await reservation.grow(JSON_PARSE_FACTOR * min(json_part, limits.max_json, len(body)), "the JSON header")
         decode = partial(_decode, served, limits, body, header_length)
         decoded = decode() if len(body) < INLINE_BYTES else await run_in_threadpool(decode)
-    await reservation.grow(served.cost([a.shape for a in decoded.inputs.values()]), f"running {served.name!r} on this input")
+    as_json = any(not wanted.binary for wanted in decoded.outputs)
+    await reservation.grow(served.cost([a.shape for a in decoded.inputs.values()],
+                                       encode_bytes_per_value=JSON_BYTES_PER_VALUE if as_json
+                                       else BINARY_BYTES_PER_VALUE), f"running {served.name!r} on this input")
     results = await run_batch(served, decoded.inputs)
     encode = partial(encode_response, served.name, decoded, results, served.model.labels)
     large = decoded.batch * sum(a[0].size for a in results.values()) * 4 > INLINE_BYTES

@@ -20,10 +20,10 @@ import numpy as np
 
 from convzoo.errors import ConvzooError, IntegrityError
 from convzoo.registry import Store, StoredModel, validate_name
+from convzoo.runtime import MIN_STYLE_SIDE, load_model, plan_tiles, run_tiled, shrinking_run_options
 from convzoo.serving.batching import Batcher
-from convzoo.serving.tensors import DATATYPES, ORT_TYPES, TensorSpec
-from convzoo.runtime import MIN_STYLE_SIDE, load_model, run_tiled, shrinking_run_options
 from convzoo.serving.memory import measure_peak
+from convzoo.serving.tensors import DATATYPES, ORT_TYPES, ProtocolError, TensorSpec
 
 log = logging.getLogger("convzoo.serving")
 
@@ -32,6 +32,9 @@ SAFETY = 1.25  # on the measured peak: allocator rounding and what else the proc
 MIN_BYTES_PER_VALUE = 16  # at least the input and output copies
 FALLBACK_BYTES_PER_VALUE = 2048  # where the peak cannot be measured (off Linux): generous, so safe
 SHRINK_ABOVE_BYTES = 64 * 1024 * 1024
+THIN_SIDE, THIN_LENGTH = 16, 4096  # a thin calibration input: where the net's own padding weighs most
+JSON_BYTES_PER_VALUE = 24  # an output value written as JSON text ("-0.123456789," and the buffers around it)
+BINARY_BYTES_PER_VALUE = 8  # as raw bytes, and their copy into the body
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Served:
     load_seconds: float | None = None
     tile: int = 512  # segmentation inputs with more pixels than tile x tile run tile by tile
     bytes_per_value: float = float(FALLBACK_BYTES_PER_VALUE)  # a run's peak memory per input value, measured
+    outputs_per_value: float = 1.0  # output values per input value, measured
+    max_run_pixels: int = 2 * 2048 * 2048  # pixels a tiled run may cover, its tiles together
     heavy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))  # image routes, one at a time
 
     @property
@@ -69,16 +74,27 @@ class Served:
         return (self.task == "segmentation" and len(self.inputs) == 1 and len(shape) == 4
                 and shape[2] * shape[3] > self.tile * self.tile)
 
-    def cost(self, shapes: Sequence[Sequence[int]]) -> int:
-        """Bytes a run on inputs of ``shapes`` may take at its peak, known before it runs: the measured
-        activations per input value, times the values (one tile's worth when it runs tiled), plus the
-        blended outputs of a tiled run."""
-        if self.tiled(shapes[0]):
-            _, channels, height, width = shapes[0]
-            classes = max(1, len(self.model.labels))
-            return int(self.bytes_per_value * channels * self.tile * self.tile
-                       + 4 * (3 * classes + channels) * height * width)
-        return int(self.bytes_per_value * sum(math.prod(shape) for shape in shapes))
+    def cost(self, shapes: Sequence[Sequence[int]], *, tiled: bool | None = None,
+             encode_bytes_per_value: float = BINARY_BYTES_PER_VALUE) -> int:
+        """Bytes a run on inputs of ``shapes`` may take at its peak, known before it runs, from the shape it
+        really runs on: the measured activations per input value (the worst of a square and a thin input,
+        so padding inside the net is counted), or for a tiled run one tile's activations plus the padded
+        arrays of its plan (``runtime.TilePlan``); then the outputs as they will be encoded. A tiled run on
+        more than ``max_run_pixels`` (a thin input is padded to whole tiles) is refused with a 413."""
+        shape = shapes[0]
+        if tiled if tiled is not None else self.tiled(shape):
+            batch, channels, height, width = shape
+            plan = plan_tiles(self.model, channels, height, width, self.tile)
+            if plan.run_pixels > self.max_run_pixels:
+                raise ProtocolError(413, f"an input of {height}x{width} runs as {plan.tiles:,} tiles of "
+                                         f"{plan.tile}x{plan.tile} = {plan.run_pixels:,} pixels for {self.name!r}, "
+                                         f"more than this server's limit of {self.max_run_pixels:,}; crop it "
+                                         "closer to a square or send a smaller one")
+            outputs = batch * plan.classes * height * width
+            return int(self.bytes_per_value * channels * plan.tile * plan.tile + plan.array_bytes(batch=1)
+                       + 4 * (batch - 1) * outputs + encode_bytes_per_value * outputs)
+        values = sum(math.prod(shape) for shape in shapes)
+        return int(values * (self.bytes_per_value + self.outputs_per_value * encode_bytes_per_value))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output for a feed dict; what the batcher calls, in its worker thread. Large segmentation
@@ -101,6 +117,18 @@ def store_names(store: Store) -> list[str]:
 def _spec(arg: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in arg.shape)
     return TensorSpec(arg.name, ORT_TYPES.get(arg.type, arg.type), shape)
+
+
+def thin_feeds(served: Served) -> list[dict[str, np.ndarray]]:
+    """Zero inputs of THIN_SIDE x THIN_LENGTH and THIN_LENGTH x THIN_SIDE, where the model's spatial size is
+    free (none where it is fixed)."""
+    spec = served.inputs[0] if len(served.inputs) == 1 else None
+    if spec is None or len(spec.shape) != 4 or spec.shape[2] != -1 or spec.shape[3] != -1:
+        return []
+    side = max(THIN_SIDE, served.min_side, -(-THIN_SIDE // served.size_multiple) * served.size_multiple)
+    channels = spec.shape[1] if spec.shape[1] > 0 else 1
+    dtype = DATATYPES[spec.datatype]
+    return [{spec.name: np.zeros((1, channels, h, w), dtype)} for h, w in ((side, THIN_LENGTH), (THIN_LENGTH, side))]
 
 
 def warmup_feeds(served: Served, side: int = 64) -> dict[str, np.ndarray]:
@@ -127,9 +155,11 @@ class Pool:
 
     def __init__(self, store: Store, names: Sequence[str] | None = None, *, threads: int | None = None,
                  spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0,
-                 observe: Callable[..., None] | None = None, tile: int = 512) -> None:
+                 observe: Callable[..., None] | None = None, tile: int = 512,
+                 max_run_pixels: int = 2 * 2048 * 2048) -> None:
         self.store = store
         self.tile = tile
+        self.max_run_pixels = max_run_pixels
         self.threads = threads
         self.spin = spin
         self.max_batch = max_batch
@@ -179,7 +209,7 @@ class Pool:
             served.inputs = [_spec(arg) for arg in model.session.get_inputs()]
             served.outputs = [_spec(arg) for arg in model.session.get_outputs()]
             served.size_multiple = model.meta.size_multiple
-            served.tile = self.tile
+            served.tile, served.max_run_pixels = self.tile, self.max_run_pixels
             self._calibrate(served)
         except ConvzooError as e:
             self._fail(served, str(e))
@@ -199,13 +229,28 @@ class Pool:
     @staticmethod
     def _calibrate(served: Served) -> None:
         """Warm the model up with its first run, at CALIBRATION_SIDE where it takes any size, and measure
-        that run's peak memory: the figure every later request's budget is computed from."""
-        feeds = warmup_feeds(served, CALIBRATION_SIDE)
-        peak = measure_peak(lambda: served.model.session.run(None, feeds, shrinking_run_options()))
-        values = sum(array.size for array in feeds.values())
-        if peak is not None:
-            served.bytes_per_value = max(MIN_BYTES_PER_VALUE, SAFETY * peak / values)
-        served.run(warmup_feeds(served))
+        that run's peak memory: the figure every later request's budget is computed from. Where the model
+        takes any size, thin inputs (16 x 4096 and 4096 x 16) are measured too, and the worst is kept: a
+        net's own padding costs most there. Segmentation models also learn their tiling (a probe run)."""
+        def peak_per_value(feeds: dict[str, np.ndarray]) -> float | None:
+            peak = measure_peak(lambda: served.model.session.run(None, feeds, shrinking_run_options()))
+            return None if peak is None else peak / sum(array.size for array in feeds.values())
+
+        measured = [peak_per_value(warmup_feeds(served, CALIBRATION_SIDE))]
+        for feeds in thin_feeds(served):
+            try:
+                measured.append(peak_per_value(feeds))
+            except Exception:  # noqa: BLE001 -- a thin input this net cannot take is refused at run time too
+                pass
+        known = [value for value in measured if value is not None]
+        if known:
+            served.bytes_per_value = max(MIN_BYTES_PER_VALUE, SAFETY * max(known))
+        feeds = warmup_feeds(served)
+        outputs = served.run(feeds)
+        served.outputs_per_value = sum(a.size for a in outputs.values()) / sum(a.size for a in feeds.values())
+        if served.task == "segmentation" and len(served.inputs) == 1:
+            plan_tiles(served.model, served.inputs[0].shape[1] if served.inputs[0].shape[1] > 0 else 1,
+                       served.tile, served.tile, served.tile)
 
     def _fail(self, served: Served, reason: str) -> None:
         served.state, served.reason = "failed", reason

@@ -20,6 +20,9 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from convzoo.bounds import parse_count
+from convzoo.errors import BadInputError
+
 
 class ProtocolError(Exception):
     """A request the service answers with ``status`` and ``{"error": message}``."""
@@ -183,6 +186,14 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def json_length(header_length: str) -> int:
+    """``Inference-Header-Content-Length`` as a number: ASCII digits, at most 12 of them."""
+    try:
+        return parse_count(header_length, "Inference-Header-Content-Length", max_digits=12)
+    except BadInputError as e:
+        raise ProtocolError(e.status, f"{e}; it gives the byte length of the JSON part") from None
+
+
 def split_body(body: bytes, header_length: str | None, max_json: int = 4 * 1024 * 1024,
                max_values: int = 1 << 19) -> tuple[Any, bytes]:
     """The JSON header and the binary part, following ``Inference-Header-Content-Length``.
@@ -193,9 +204,7 @@ def split_body(body: bytes, header_length: str | None, max_json: int = 4 * 1024 
     if header_length is None:
         json_part, binary = body, b""
     else:
-        if not header_length.isdigit() or len(header_length) > 12:
-            raise bad_request(f"Inference-Header-Content-Length must be a byte count, got {header_length!r}")
-        n = int(header_length)
+        n = json_length(header_length)
         if not 0 < n <= len(body):
             raise bad_request(f"Inference-Header-Content-Length is {n}, but the body has {len(body)} bytes; "
                               "expected the length of the JSON header that starts the body")
@@ -260,7 +269,7 @@ def _count_keys(value: Any) -> int:
 def _exact_loads(json_part: bytes, header_length: str | None) -> Any:
     """The standard library's parse, refusing a key given twice, with an error that says where."""
     try:
-        return json.loads(json_part, object_pairs_hook=_unique_keys)
+        return json.loads(json_part, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
     except UnicodeDecodeError:
         raise bad_request("the JSON header is not UTF-8; binary tensors need the Inference-Header-Content-Length "
                           "header giving the length of the JSON part") from None
@@ -270,6 +279,18 @@ def _exact_loads(json_part: bytes, header_length: str | None) -> Any:
         raise bad_request(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}{hint}") from None
     except RecursionError:
         raise bad_request("the JSON is nested too deeply") from None
+
+
+MAX_INT_DIGITS = 20  # every integer a v2 request can mean fits in 64 bits: 20 digits (and a sign)
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer, refused past 20 digits before ``int()`` meets it (Python refuses 4,300 digits with a
+    ValueError, and takes quadratic time on the way)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise bad_request(f"the JSON holds an integer of {len(text.lstrip('-')):,} digits; integers in a request "
+                          f"have at most {MAX_INT_DIGITS} (64 bits)")
+    return int(text)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -371,11 +392,12 @@ def _exact_cast(array: np.ndarray, dtype: np.dtype, where: str, datatype: str) -
     """``array`` as ``dtype``; a finite value that would become infinite (1e10 in FP16) is refused."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = array.astype(dtype)
-    if dtype.kind == "f" and array.dtype.kind == "f" and array.size:
-        overflowed = ~np.isfinite(out) & np.isfinite(array)
+    if dtype.kind == "f" and array.size:  # integers too: 70000 is as far past FP16's range as 70000.0
+        overflowed = ~np.isfinite(out) & (np.isfinite(array) if array.dtype.kind == "f" else True)
         if overflowed.any():
             limit = float(np.finfo(dtype).max)
-            raise bad_request(f"{where}: {array[overflowed][0]:g} is outside the range of {datatype} (±{limit:g})")
+            raise bad_request(f"{where}: {float(array[overflowed][0]):g} is outside the range of {datatype} "
+                              f"(±{limit:g})")
     return out
 
 
