@@ -27,13 +27,16 @@ from typing import Any
 import numpy as np
 
 from convzoo import convolution as cv
+from convzoo.demos import sizes
+from convzoo.demos.sizes import Size
 from convzoo.errors import BadInputError
 
-MAX_SIGNAL = 24  # by hand: a sum per output is only read while the row fits on a screen
-MAX_NODES = 12
-MAX_FRAMES = 4
-MAX_SIDE = 8
-AXES = ("depth (frames)", "height (rows)", "width (columns)")
+# the by-hand limits are the page's, defined with their reasons in one place (convzoo.demos.sizes; issue 22)
+MAX_SIGNAL = sizes.SIGNAL_LENGTH
+MAX_NODES = sizes.GRAPH_NODES
+MAX_FRAMES = sizes.VOLUME_FRAMES
+MAX_SIDE = sizes.VOLUME_SIDE
+AXES = sizes.AXES
 fmt = cv.format_number
 
 
@@ -41,38 +44,24 @@ fmt = cv.format_number
 # reading what a person typed
 
 
-def parse_numbers(text: Any, name: str) -> list[Fraction]:
-    """``"1, 2, -1/2"`` (commas or spaces between values) as exact Fractions."""
+def parse_numbers(text: Any, name: str, limit: int = sizes.TEXT_CHARACTERS) -> list[Fraction]:
+    """``"1, 2, -1/2"`` (commas or spaces between values) as exact Fractions; at most ``limit`` characters."""
     if isinstance(text, (list, tuple)):
         words = list(text)
     else:
-        cleaned = re.sub(r"\s*/\s*", "/", str(text or "").strip())  # "1 / 2" is one value, not three
+        typed = sizes.checked_text(text or "", name, limit)
+        cleaned = re.sub(r"\s*/\s*", "/", typed.strip())  # "1 / 2" is one value, not three
         words = [w for w in re.split(r"[,;\s]+", cleaned) if w]
     if not words:
         raise BadInputError(f"the {name} is empty; type numbers separated by commas, such as 1, 2, -1/2")
     return [cv.parse_number(w, f"{name}, value {i + 1}") for i, w in enumerate(words)]
 
 
-def whole(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
-    """A setting typed in a number box: a whole number within its range, or a sentence saying so."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise BadInputError(f"{name} is empty; type a whole number from {minimum}"
-                            f"{f' to {maximum}' if maximum is not None else ' or more'}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not number.is_integer() or number < minimum or (maximum is not None and number > maximum):
-        top = f" to {maximum}" if maximum is not None else " or more"
-        raise BadInputError(f"{name} must be a whole number from {minimum}{top}, got {value!r}")
-    return int(number)
-
-
-def _triple(value: Any, name: str, minimum: int) -> tuple[int, int, int]:
-    values = (value,) * 3 if np.isscalar(value) else tuple(value)
+def _triple(value: Any, limits: tuple[Size, Size, Size], name: str) -> tuple[int, int, int]:
+    values = (value,) * 3 if np.isscalar(value) or value is None else tuple(value)
     if len(values) != 3:
-        raise BadInputError(f"{name} needs one number per axis (frames, rows, columns), got {value!r}")
-    a, b, c = (whole(v, f"{name} along {axis}", minimum) for v, axis in zip(values, AXES))
+        raise BadInputError(f"{name} needs one number per axis (frames, rows, columns), got {sizes.shown(value)}")
+    a, b, c = (limit.parse(v) for v, limit in zip(values, limits))
     return a, b, c
 
 
@@ -117,14 +106,18 @@ def _row(values: Any, name: str) -> np.ndarray:
     return np.array(parse_numbers(values, name), dtype=object)
 
 
+SIGNAL_STRIDE = Size("stride", 1, sizes.SIGNAL_LENGTH)  # the view itself uses 1, as over frequency in the paper
+SIGNAL_DILATION = Size("dilation", 1, sizes.SIGNAL_LENGTH)
+
+
 def conv1d(signal: Any, kernel: Any, stride: int = 1, padding: int = 0, dilation: int = 1) -> list[Fraction]:
     """Cross-correlation as ``torch.nn.functional.conv1d`` on one channel."""
     return [s.value for s in _conv1d_sums(_row(signal, "signal"), _row(kernel, "kernel"), stride, padding, dilation)]
 
 
 def _conv1d_sums(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilation: int) -> list[Sum]:
-    stride, padding = whole(stride, "stride", 1), whole(padding, "padding", 0)
-    dilation = whole(dilation, "dilation", 1)
+    stride, padding = SIGNAL_STRIDE.parse(stride), sizes.SIGNAL_PADDING.parse(padding)
+    dilation = SIGNAL_DILATION.parse(dilation)
     if len(x) > MAX_SIGNAL:
         raise BadInputError(f"the signal has {len(x)} values; by hand, keep it to {MAX_SIGNAL} or fewer")
     if len(w) > len(x) + 2 * padding and dilation == 1:
@@ -155,8 +148,8 @@ class Pooled:
 
 def max_pool1d(values: Sequence[Any], size: int = 3, stride: int | None = None) -> list[Pooled]:
     """Max over windows of ``size`` (stride defaults to the window, as in torch); a short tail is dropped."""
-    size = whole(size, "pooling size", 1)
-    stride = size if stride is None else whole(stride, "pooling stride", 1)
+    size = sizes.SIGNAL_POOL_SIZE.parse(size)
+    stride = size if stride is None else sizes.SIGNAL_POOL_STRIDE.parse(stride)
     values = [cv.parse_number(v) for v in values]
     if size > len(values):
         raise BadInputError(f"the pooling window covers {size} values but the convolution gives only {len(values)}; "
@@ -195,11 +188,14 @@ def signal_layer(signal: Any, kernel: Any, padding: Any = 0, pool_size: Any = 3,
                  pool_stride: Any = None) -> SignalLayer:
     """``signal`` and ``kernel`` as text (``"1, 2, -1/2"``) or numbers; stride 1, as over frequency in the paper."""
     x, w = _row(signal, "signal"), _row(kernel, "kernel")
+    padding, size = sizes.SIGNAL_PADDING.parse(padding), sizes.SIGNAL_POOL_SIZE.parse(pool_size)
+    stride = size if pool_stride in (None, "") else sizes.SIGNAL_POOL_STRIDE.parse(pool_stride)
+    if len(x) > MAX_SIGNAL or len(w) > MAX_SIGNAL:  # before any sum: a few values are what a page shows
+        which, n = ("signal", len(x)) if len(x) > MAX_SIGNAL else ("kernel", len(w))
+        raise BadInputError(f"the {which} has {n} values; by hand, keep it to {MAX_SIGNAL} or fewer")
     sums = _conv1d_sums(x, w, 1, padding, 1)
-    size = whole(pool_size, "pooling size", 1)
-    stride = size if pool_stride in (None, "") else whole(pool_stride, "pooling stride", 1)
     pooled = max_pool1d([s.value for s in sums], size, stride)
-    return SignalLayer(tuple(x), tuple(w), int(padding), tuple(sums), size, stride, tuple(pooled))
+    return SignalLayer(tuple(x), tuple(w), padding, tuple(sums), size, stride, tuple(pooled))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -296,6 +292,7 @@ GRAPHS: dict[str, tuple[str, str]] = {  # name: (adjacency, node features)
 
 def graph_layer(adjacency: Any, features: Any, weight: Any = 1) -> tuple[Graph, list[Fraction], list[Aggregation]]:
     """Text in, as the tab takes it: the graph, its features, and every node's aggregation."""
+    adjacency = sizes.checked_text(adjacency, "list of neighbours")
     h = parse_numbers(features, "node features")
     if len(h) > MAX_NODES:
         raise BadInputError(f"{len(h)} features means {len(h)} nodes; by hand, keep the graph to {MAX_NODES}")
@@ -309,9 +306,14 @@ def graph_layer(adjacency: Any, features: Any, weight: Any = 1) -> tuple[Graph, 
 
 def parse_volume(text: Any, name: str) -> np.ndarray:
     """Frames separated by a blank line, rows by a line break, values by commas or spaces: ``(D, H, W)``."""
-    frames = [block for block in re.split(r"\n\s*\n", str(text or "").strip()) if block.strip()]
+    typed = sizes.checked_text(text or "", name, sizes.VOLUME_CHARACTERS)
+    frames = [block for block in re.split(r"\n\s*\n", typed.strip()) if block.strip()]
     if not frames:
         raise BadInputError(f"the {name} is empty; type one frame per block of rows, with a blank line between frames")
+    rows = max(len(block.strip().splitlines()) for block in frames)
+    if len(frames) > MAX_FRAMES or rows > MAX_SIDE:  # counted before a value is parsed
+        raise BadInputError(f"the {name} has {len(frames)} frame(s) of up to {rows} rows; by hand, keep it to "
+                            f"{MAX_FRAMES} frames of at most {MAX_SIDE}x{MAX_SIDE}")
     grids = [[parse_numbers(line, f"{name}, frame {f + 1}, row {r + 1}")
               for r, line in enumerate(block.strip().splitlines())] for f, block in enumerate(frames)]
     rows, columns = {len(g) for g in grids}, {len(row) for g in grids for row in g}
@@ -329,20 +331,26 @@ def format_volume(volume: np.ndarray) -> str:
 def output_sizes(shape: Sequence[int], kernel: Sequence[int], stride: Any = 1, padding: Any = 0,
                  dilation: Any = 1) -> tuple[int, int, int]:
     """``floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1`` per axis, as ``conv3d`` sizes it."""
-    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
-    sizes = []
+    s, p, d = settings3d(stride, padding, dilation)
+    out = []
     for axis, n, k, si, pi, di in zip(AXES, shape, kernel, s, p, d):
         _fits(n, k, pi, di, f"along {axis}", f"make the kernel smaller along {axis.split()[0]}, or add padding")
-        sizes.append(cv.output_size(n, k, si, pi, di))
-    depth, height, width = sizes
+        out.append(cv.output_size(n, k, si, pi, di))
+    depth, height, width = out
     return depth, height, width
+
+
+def settings3d(stride: Any, padding: Any, dilation: Any) -> tuple[tuple[int, ...], ...]:
+    """Stride, padding and dilation per axis, each within the page's limits (``sizes``)."""
+    return (_triple(stride, sizes.VOLUME_STRIDE, "stride"), _triple(padding, sizes.VOLUME_PADDING, "padding"),
+            _triple(dilation, sizes.VOLUME_DILATION, "dilation"))
 
 
 def size_formulas(shape: Sequence[int], kernel: Sequence[int], stride: Any = 1, padding: Any = 0,
                   dilation: Any = 1) -> list[tuple[str, str]]:
     """``(axis, "floor((2 + 2·0 - 1·(2 - 1) - 1) / 1) + 1 = 1")`` for depth, height and width."""
     output_sizes(shape, kernel, stride, padding, dilation)  # the axis-named message first, if it does not fit
-    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
+    s, p, d = settings3d(stride, padding, dilation)
     return [(axis, cv.output_size_formula(n, k, si, pi, di))
             for axis, n, k, si, pi, di in zip(AXES, shape, kernel, s, p, d)]
 
@@ -360,7 +368,7 @@ def _checked_volume(volume: np.ndarray, what: str) -> np.ndarray:
 def _volume_sums(volume: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Iterator[tuple[tuple, Sum]]:
     x, w = _checked_volume(volume, "input"), _checked_volume(kernel, "kernel")
     sizes = output_sizes(x.shape, w.shape, stride, padding, dilation)
-    s, p, d = _triple(stride, "stride", 1), _triple(padding, "padding", 0), _triple(dilation, "dilation", 1)
+    s, p, d = settings3d(stride, padding, dilation)
     padded = np.pad(x, [(pi, pi) for pi in p], constant_values=Fraction(0))
     for index in product(*(range(n) for n in sizes)):
         yield index, _weighted_sum(padded, w, [i * si for i, si in zip(index, s)], d)
@@ -415,8 +423,7 @@ KERNELS = {
 
 
 def volume_kernel(name: str, depth: Any, height: Any, width: Any) -> np.ndarray:
-    shape = (whole(depth, "kernel frames", 1, MAX_FRAMES), whole(height, "kernel rows", 1, MAX_SIDE),
-             whole(width, "kernel columns", 1, MAX_SIDE))
+    shape = tuple(size.parse(n) for size, n in zip(sizes.KERNEL_SIZE, (depth, height, width)))
     if name not in KERNELS:
         raise BadInputError(f"no kernel preset named {name!r}; choose one of: {', '.join(KERNELS)}")
     return KERNELS[name](*shape)

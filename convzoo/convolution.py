@@ -9,6 +9,7 @@ so ``7/2`` stays ``7/2``. Shapes follow torch without the batch axis: inputs ``(
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from convzoo import bounds
+from convzoo.demos.sizes import VALUE as MAX_VALUE  # the page's limits, in one place
 from convzoo.errors import BadInputError
 
 Pair = int | tuple[int, int]
@@ -37,23 +40,28 @@ def _pair(value: Pair, name: str, minimum: int) -> tuple[int, int]:
 
 
 def parse_number(text: Any, where: str = "value") -> Fraction:
-    """``"-1/2"``, ``"0.5"``, ``"3"`` or a number, as an exact Fraction; a plain message otherwise."""
+    """``"-1/2"``, ``"0.5"``, ``"3"`` or a number, as an exact Fraction within ``MAX_VALUE``; a plain message
+    otherwise. The text is bounded (length, digits, exponent) by ``convzoo.bounds`` before ``Fraction`` sees it,
+    which would otherwise compute ``10**5000`` for ``1e5000`` or meet Python's 4,300-digit limit (issue 22)."""
     if isinstance(text, Fraction):
-        return text
+        return bounds.parse_fraction(text, where, -MAX_VALUE, MAX_VALUE)
     if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        return Fraction(int(text))
+        return bounds.parse_fraction(int(text), where, -MAX_VALUE, MAX_VALUE)
     if isinstance(text, (float, np.floating)):
         if not np.isfinite(text):
             raise BadInputError(f"{where}: {text} is not a finite number")
+        bounds.parse_number(float(text), where, -MAX_VALUE, MAX_VALUE)
         return Fraction(str(float(text)))  # the decimal a person typed, not the binary float behind it
-    cleaned = str(text).strip().replace("\u2212", "-").replace(" ", "")  # a pasted minus sign (U+2212) too
+    cleaned = str(text).strip().replace("\u2212", "-").replace(" ", "")  # a minus sign pasted from slides too
+    if len(cleaned) > bounds.MAX_TEXT:
+        raise BadInputError(f"{where} has {len(cleaned):,} characters; type a number of at most {bounds.MAX_TEXT}")
     if not cleaned:
         raise BadInputError(f"{where} is empty; type a number such as 0, 2, -1/2 or 0.25")
-    try:
-        return Fraction(cleaned)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise BadInputError(f"{where}: {text!r} is not a number; type an integer (2), a decimal (0.25) "
-                            "or a fraction (-1/2)") from None
+    if not (bounds.DECIMAL.fullmatch(cleaned) or bounds.FRACTION.fullmatch(cleaned)) or re.fullmatch(r".*/0+", cleaned):
+        shown = cleaned if len(cleaned) <= 20 else cleaned[:20] + "..."
+        raise BadInputError(f"{where}: {shown!r} is not a number; type an integer (2), a decimal (0.25) "
+                            "or a fraction (-1/2)")
+    return bounds.parse_fraction(cleaned, where, -MAX_VALUE, MAX_VALUE)
 
 
 def parse_matrix(rows: Any, name: str = "matrix") -> np.ndarray:

@@ -63,8 +63,15 @@ def test_choosing_a_cell_moves_the_window():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(stride=0), "stride must be at least 1"),
-    (dict(padding=-1), "padding must be at least 0"),
+    (dict(stride=0), "stride must be a whole number from 1 to 12, got 0"),
+    (dict(padding=-1), "padding must be a whole number from 0 to 6, got -1"),
+    (dict(padding=5000), "padding must be a whole number from 0 to 6, got 5000"),  # issue 22: it hung, 11 GB
+    (dict(padding="1e5000"), "padding must be a whole number from 0 to 6"),
+    (dict(padding=float("nan")), "padding must be a whole number from 0 to 6, got nan"),
+    (dict(dilation=10 ** 5000), "dilation must be a whole number from 1 to 12, got a number of about 5,000 digits"),
+    (dict(pooling_stride=13), "pooling stride must be a whole number from 1 to 12"),
+    (dict(biases=("1e4300", "0", "0", "0")), "bias of filter A must be"),
+    (dict(image=playground.grid_value([["1"] * 13] * 4)), "the image is 4x13; by hand, keep it to at most 12x12"),
     (dict(grids=(playground.grid_value([["1", "x"], ["0", "0"]]), B, C, D), filters=1), "'x' is not a number"),
     (dict(image={"headers": ["1", "2"], "data": [["1", "2"], ["3"]]}), "ragged rows"),
     (dict(grids=(playground.grid_value(playground.preset("box blur", 5)), B, C, D)), "share one size"),
@@ -109,7 +116,7 @@ def test_image_view_grey_and_per_channel():
     colour, _ = playground.image_view(photo, "per channel", 64, *args)
     assert colour.width > grey.width  # three channel columns per filter instead of one
     none, message = playground.image_view(photo, "grey", 64, *args[:9], 0, *args[10:])
-    assert none is None and "stride must be at least 1" in message
+    assert none is None and "stride must be a whole number from 1 to 12" in message
 
 
 def test_examples_ship_with_scikit_image():
@@ -248,7 +255,7 @@ def test_app_convolve_through_gradio_client(client):
     assert "data-cell='B" not in html  # one filter asked for, one output
     *_, message = client.predict(EXERCISE, 2, A, B, C, D, "0", "0", "0", "0", 0, 0, 1, False, "max", 2, 2, None,
                                  api_name="/convolve")
-    assert "stride must be at least 1" in message
+    assert "stride must be a whole number from 1 to 12" in message
 
 
 def test_app_controls_through_gradio_client(client):

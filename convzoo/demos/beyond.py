@@ -313,8 +313,8 @@ def volume_state(volume: Any, kernel: Any, stride_d: Any, stride_h: Any, stride_
                  padding_h: Any, padding_w: Any, dilation_d: Any, dilation_h: Any, dilation_w: Any,
                  chosen: Any) -> tuple[str, list[str], str]:
     """Stride, padding and dilation come per axis: frames (d), rows (h), columns (w)."""
-    stride, padding = (stride_d, stride_h, stride_w), (padding_d, padding_h, padding_w)
-    dilation = (dilation_d, dilation_h, dilation_w)
+    stride, padding, dilation = bg.settings3d((stride_d, stride_h, stride_w), (padding_d, padding_h, padding_w),
+                                              (dilation_d, dilation_h, dilation_w))  # bounded before any work
     x, w = bg.parse_volume(volume, "input"), bg.parse_volume(kernel, "kernel")
     out = bg.conv3d(x, w, stride, padding, dilation)
     choices = [volume_label(index) for index in np.ndindex(out.shape)]
@@ -348,7 +348,7 @@ def volume_html(x: np.ndarray, w: np.ndarray, out: np.ndarray, one: bg.Sum, inde
                    f"dilation·(kernel - 1) - 1) / stride) + 1</th></tr>{rows}</table>")
     outputs = _frames(out, lambda d, r, c: (volume_label((d, r, c)), "bz-sel" if (d, r, c) == index else "", ""),
                       "output frame")
-    p = [int(v) for v in padding]
+    p = list(padding)
     padded = np.pad(x, [(n, n) for n in p], constant_values=Fraction(0))
     weights = {position: weight for position, (_, weight) in zip(one.at, one.terms)}
 

@@ -2,11 +2,14 @@
 
 Every handler is wrapped by ``readable_errors``: a user's mistake (a file that is not an image, a
 huge image, an empty sketch, a model missing from the store) reaches the page as a sentence in a
-``gr.Error``, never as a traceback.
+``gr.Error``, never as a traceback. Every upload is read by ``convzoo.bounds.read_image``, with the
+service's limits (bytes, pixels, decode time), before a pixel is decoded (issue 22).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
 import hashlib
@@ -22,12 +25,13 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from convzoo import catalogue, registry
+from convzoo import bounds, catalogue, registry
+from convzoo.demos.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store, StoredModel
-from convzoo.runtime import MAX_PIXELS, read_image, to_rgb_or_gray
+from convzoo.runtime import to_rgb_or_gray
 
 log = logging.getLogger("convzoo.demos")
 
@@ -49,16 +53,16 @@ def allow_files() -> None:
 # errors
 
 
-def image_error(e: Exception) -> str:
-    if isinstance(e, Image.DecompressionBombError):
-        return f"the image is far too large to decode safely ({e}); scale it below {MAX_PIXELS:,} pixels first"
-    if isinstance(e, UnidentifiedImageError):
-        return "that file is not an image this app can read: upload a PNG, JPEG, WebP, GIF, BMP or TIFF"
-    return f"the image could not be read ({e}); upload a PNG or JPEG"
+UPLOAD_LIMITS = bounds.ImageLimits()  # the service's defaults: 64 MiB, 4096x4096 pixels, 100 JPEG scans
+FAILED = "convzoo could not compute this; the server's log has the details"  # a bug: never for a user's input
 
 
 def readable_errors(fn: Callable) -> Callable:
-    """Turn the errors a user can cause into a ``gr.Error`` with a sentence; log anything unexpected."""
+    """Turn the errors a user can cause into a ``gr.Error`` with a sentence; log anything unexpected.
+
+    Every input a person can type or upload is bounded and refused with its own sentence before it gets
+    here (``bounds``, ``sizes``), so the last branch is a bug: it keeps the traceback in the log and says so on
+    the page without an exception's name (tests/test_app_inputs.py looks for it)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -68,41 +72,112 @@ def readable_errors(fn: Callable) -> Callable:
             raise
         except ConvzooError as e:
             raise gr.Error(str(e)) from e
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
-            raise gr.Error(image_error(e)) from e
-        except Exception as e:  # a bug, not a user mistake: keep the traceback in the log, a sentence on the page
+        except Exception as e:
             log.exception("demo handler %s failed", fn.__name__)
-            raise gr.Error(f"convzoo failed on this input ({type(e).__name__}: {e}); please report it") from e
+            raise gr.Error(FAILED) from e
 
     return wrapper
 
 
-def safe_image(**kwargs: Any) -> gr.Image:
-    """A ``gr.Image`` whose bad uploads (not an image, decompression bombs) fail with a sentence, not a traceback.
+def read_upload(source: Any) -> Image.Image:
+    """An uploaded image checked (bytes, pixels, JPEG scans) before it is decoded, then decoded upright:
+    ``convzoo.bounds.read_image``, the service's reader and limits. ``source``: a path, bytes, or a Gradio
+    ``FileData`` (a ``data:`` URL too, as the API may send)."""
+    url = getattr(source, "url", None) or ""
+    if url.startswith("data:"):
+        encoded = url.partition(",")[2]
+        if len(encoded) > UPLOAD_LIMITS.max_bytes * 4 // 3 + 4:  # refused before it is decoded from base64
+            raise bounds.TooLarge(f"the image is more than {UPLOAD_LIMITS.max_bytes:,} bytes; send a smaller file")
+        try:
+            return bounds.read_image(base64.b64decode(encoded, validate=False), UPLOAD_LIMITS)
+        except (binascii.Error, ValueError) as e:
+            if isinstance(e, ConvzooError):
+                raise
+            raise bounds.BadImage("the image's data URL is not valid base64; upload the file instead") from None
+    path = getattr(source, "path", source)
+    if path is None:
+        raise BadInputError("no image yet: upload one, draw one, or pick an example")
+    return bounds.read_image(path if isinstance(path, (bytes, bytearray)) else str(path), UPLOAD_LIMITS)
 
-    The check wraps this instance's ``preprocess``: subclassing a Gradio component would make Gradio
-    write a ``.pyi`` stub beside this module at import time.
+
+SHOWN_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def _as_mode(image: Image.Image, mode: str | None) -> Image.Image:
+    """The mode a ``gr.Image`` asks for; with none, a mode its pixels mean as they are (not a palette's indices)."""
+    if mode:
+        return image if image.mode == mode else image.convert(mode)
+    if image.mode in SHOWN_MODES:
+        return image
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def safe_image(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` whose uploads are read by ``read_upload``: same limits as the service, refused before
+    decoding, in a sentence (one toast: Gradio's own reader never runs, so nothing fails twice).
+
+    This instance's ``preprocess`` is replaced: subclassing a Gradio component would make Gradio write a
+    ``.pyi`` stub beside this module at import time.
     """
     image = gr.Image(**kwargs)
-    preprocess = image.preprocess
 
     def checked(payload):  # noqa: ANN001, ANN202 -- Gradio's own signature
-        path = getattr(payload, "path", None)
+        if payload is None:
+            return None
         try:
-            if path:
-                with Image.open(path) as probe:  # reads the header only: a bomb is refused before it is decoded
-                    width, height = probe.size
-                if width * height > MAX_PIXELS:
-                    raise gr.Error(f"the image is {width}x{height} pixels, more than this app's limit of "
-                                   f"{MAX_PIXELS:,}; scale it down and upload it again")
-            return preprocess(payload)
-        except gr.Error:
-            raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
-            raise gr.Error(image_error(e)) from e
+            picture = _as_mode(read_upload(payload), image.image_mode)
+        except ConvzooError as e:
+            raise gr.Error(str(e)) from e
+        if image.type == "numpy":
+            return np.asarray(picture)
+        if image.type == "filepath":
+            return str(payload.path)
+        return picture
 
     image.preprocess = checked
     return image
+
+
+def safe_sketchpad(**kwargs: Any) -> gr.Sketchpad:
+    """A ``gr.Sketchpad`` whose layers are checked by ``bounds`` (bytes, pixels) before Gradio decodes them:
+    the page sends a 280x280 canvas, the API could send anything."""
+    pad = gr.Sketchpad(**kwargs)
+    preprocess = pad.preprocess
+
+    def checked(payload):  # noqa: ANN001, ANN202 -- Gradio's own signature
+        if payload is not None:
+            files = [payload.background, payload.composite, *(payload.layers or [])]
+            for file in (f for f in files if f is not None and getattr(f, "path", None)):
+                try:
+                    bounds.open_image(Path(file.path).read_bytes(), UPLOAD_LIMITS, "the drawing").close()
+                except ConvzooError as e:
+                    raise gr.Error(str(e)) from e
+                except OSError:
+                    raise gr.Error("the drawing could not be read; draw it again") from None
+        return preprocess(payload)
+
+    pad.preprocess = checked
+    return pad
+
+
+def size_box(size: Size, value: int, label: str, **kwargs: Any) -> gr.Number:
+    """A whole-number box that shows its range (``minimum``, ``maximum``, the info text ``0 to 6``).
+
+    Gradio's own check of a Number (``raise_if_out_of_bounds``, then ``round``) would turn ``nan``, text from
+    the API or ``inf`` into an "Error" without a sentence, before the view's handler sees the value; this box
+    hands the value on as typed, and the handler refuses it with its sentence (``Size.parse``).
+    """
+    info = kwargs.pop("info", size.info)
+    box = gr.Number(value, label=label, minimum=size.low, maximum=size.high, precision=0, info=info, **kwargs)
+    box.preprocess = _as_typed  # an instance attribute, as in safe_image
+    return box
+
+
+def _as_typed(payload: Any) -> Any:
+    """A whole float as an int (``3.0`` -> ``3``, as Gradio's precision 0 does); anything else unchanged."""
+    if isinstance(payload, float) and payload.is_integer():
+        return int(payload)
+    return payload
 
 
 def as_image(value: Any) -> Image.Image:
@@ -114,7 +189,7 @@ def as_image(value: Any) -> Image.Image:
     if isinstance(value, np.ndarray):
         return Image.fromarray(value.astype(np.uint8) if value.dtype != np.uint8 else value)
     if isinstance(value, (str, Path)):
-        return read_image(value)
+        return read_upload(value)
     if isinstance(value, Image.Image):
         return value
     raise BadInputError(f"expected an image, got {type(value).__name__}")
@@ -122,8 +197,8 @@ def as_image(value: Any) -> Image.Image:
 
 def product_sketchpad(elem_id: str) -> gr.Sketchpad:
     """A canvas to draw a garment on, as Fashion-MNIST classifiers take it after fashionize (dark on light)."""
-    return gr.Sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"), elem_id=elem_id)
+    return safe_sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
+                          brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"), elem_id=elem_id)
 
 
 def sketch_image(value: dict) -> Image.Image:

@@ -27,15 +27,17 @@ import numpy as np
 from PIL import Image
 
 from convzoo import convolution as cv
-from convzoo.demos import beyond, examples, plots
-from convzoo.errors import ConvzooError
+from convzoo.demos import beyond, common, examples, plots, sizes
+from convzoo.demos.common import read_upload, readable_errors, safe_image, size_box
+from convzoo.demos.sizes import Size
+from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store
 from convzoo.runtime import load_model
 
 LETTERS = "ABCD"
-MAX_FILTERS = len(LETTERS)
-MAX_SIDE = 12  # by hand: beyond 12x12 nobody reads the sums any more
-MAX_KERNEL = 7
+MAX_FILTERS = sizes.FILTERS.high
+MAX_SIDE = sizes.IMAGE_SIDE  # every limit of the views, with its reason: convzoo.demos.sizes (issue 22)
+MAX_KERNEL = sizes.FILTER_SIDE
 POOLING = ("max", "average", "none")
 DEFAULT_FILTERS = 2  # shown at first; the slider and the buttons show up to MAX_FILTERS
 DRAWN_LINES = examples.DRAWN[0]
@@ -78,7 +80,7 @@ DEFAULT_PRESETS = ("vertical line (lecture A)", "horizontal line (lecture B)", "
 
 def preset(name: str, k: int = 3) -> list[list[str]]:
     """The preset as a k x k grid of strings (fixed 3x3 presets are centred in a larger grid)."""
-    k = _size(k, "filter size", MAX_KERNEL)
+    k = sizes.FILTER_SIZE.parse(k)
     if name in SIZED:
         return cv.format_matrix(SIZED[name](k))
     if name not in FIXED_3X3:
@@ -93,28 +95,48 @@ def preset(name: str, k: int = 3) -> list[list[str]]:
     return grid
 
 
-def _size(value: Any, what: str, maximum: int) -> int:
-    if value is None or not float(value).is_integer() or not 1 <= value <= maximum:
-        raise ConvzooError(f"{what} must be a whole number from 1 to {maximum}, got {value}")
-    return int(value)
-
-
 def resized(rows: Any, height: Any, width: Any, what: str = "image") -> list[list[str]]:
     """Keep what fits, fill new cells with 0."""
-    height = _size(height, f"{what} rows", MAX_SIDE)
-    width = _size(width, f"{what} columns", MAX_SIDE)
-    rows = _grid(rows)
-    return [[(rows[i][j] if i < len(rows) and j < len(rows[i]) else "0") for j in range(width)]
+    side = MAX_SIDE if what == "image" else MAX_KERNEL
+    height = Size(f"{what} rows", 1, side).parse(height)
+    width = Size(f"{what} columns", 1, side).parse(width)
+    return cut(_grid(rows, what, side), height, width)
+
+
+def cut(rows: list[list[Any]], height: int, width: int) -> list[list[str]]:
+    """The top-left ``height`` x ``width`` of a grid, new cells 0."""
+    return [[(str(rows[i][j]) if i < len(rows) and j < len(rows[i]) else "0") for j in range(width)]
             for i in range(height)]
 
 
-def _grid(value: Any) -> list[list[Any]]:
-    """A Dataframe value (list of rows, or ``{"data": ...}`` from the API or a component update)."""
+def remember(kept: Any, shown: Any, side: int, what: str = "image") -> list[list[str]]:
+    """The grid a view keeps behind the one it shows: ``side`` x ``side`` cells, the shown ones written over
+    the kept ones. Shrinking the shown grid hides cells without losing them, so growing it back restores
+    them (issue 22: typing 12 into Image rows passes through 1)."""
+    full = cut(_grid(kept, what, side) if kept else [], side, side)
+    for i, row in enumerate(_grid(shown, what, side)):
+        for j, value in enumerate(row):
+            full[i][j] = str(value)
+    return full
+
+
+def _grid(value: Any, what: str = "grid", side: int | None = None) -> list[list[Any]]:
+    """A Dataframe value (list of rows, or ``{"data": ...}`` from the API or a component update), refused in a
+    sentence when it is not a grid or has more than ``side`` rows or columns (counted before a cell is read)."""
     if isinstance(value, dict):
         value = value.get("data", [])
     if hasattr(value, "values") and hasattr(value, "columns"):  # a pandas DataFrame
         value = value.values.tolist()
-    return [list(row) for row in (value or [])]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in value):
+        raise BadInputError(f"the {what} must be a grid: a list of rows, each a list of numbers")
+    if side is not None and (len(value) > side or any(len(row) > side for row in value)):
+        widest = max((len(row) for row in value), default=0)
+        raise BadInputError(f"the {what} is {len(value)}x{widest}; by hand, keep it to at most {side}x{side}")
+    return [list(row) for row in value]
 
 
 def grid_value(rows: list[list[Any]]) -> dict[str, Any]:
@@ -139,15 +161,11 @@ class Settings:
 
     @classmethod
     def parse(cls, stride, padding, dilation, relu, pool, pool_size, pool_stride) -> Settings:
-        def whole(value: Any, what: str) -> int:
-            if value is None or not float(value).is_integer():
-                raise ConvzooError(f"{what} must be a whole number, got {value}")
-            return int(value)
-
+        """Each size within the page's limits (``sizes``), checked before any work."""
         if pool not in POOLING:
-            raise ConvzooError(f"pooling is one of {', '.join(POOLING)}, got {pool!r}")
-        return cls(whole(stride, "stride"), whole(padding, "padding"), whole(dilation, "dilation"), bool(relu),
-                   pool, whole(pool_size, "pooling size"), whole(pool_stride, "pooling stride"))
+            raise ConvzooError(f"pooling is one of {', '.join(POOLING)}, got {sizes.shown(pool)}")
+        return cls(sizes.STRIDE.parse(stride), sizes.PADDING.parse(padding), sizes.DILATION.parse(dilation),
+                   bool(relu), pool, sizes.POOL_SIZE.parse(pool_size), sizes.POOL_STRIDE.parse(pool_stride))
 
 
 @dataclass(frozen=True)
@@ -162,7 +180,8 @@ class Result:
 
 
 def parse_filters(filters: list[Any], biases: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    parsed = [cv.parse_matrix(_grid(f), f"filter {LETTERS[i]}") for i, f in enumerate(filters)]
+    parsed = [cv.parse_matrix(_grid(f, f"filter {LETTERS[i]}", MAX_KERNEL), f"filter {LETTERS[i]}")
+              for i, f in enumerate(filters)]
     shapes = {p.shape for p in parsed}
     if len(shapes) > 1:
         sizes = ", ".join(f"{LETTERS[i]} {p.shape[0]}x{p.shape[1]}" for i, p in enumerate(parsed))
@@ -174,10 +193,7 @@ def parse_filters(filters: list[Any], biases: list[Any]) -> tuple[np.ndarray, np
 
 
 def compute(image: Any, filters: list[Any], biases: list[Any], settings: Settings) -> Result:
-    x = cv.parse_matrix(_grid(image), "image")
-    if max(x.shape) > MAX_SIDE:
-        raise ConvzooError(f"the image is {x.shape[0]}x{x.shape[1]}; by hand, keep it at most {MAX_SIDE}x{MAX_SIDE} "
-                           "(use the image view for photos)")
+    x = cv.parse_matrix(_grid(image, "image", MAX_SIDE), "image")  # sized before a cell is parsed
     weights, bias = parse_filters(filters, biases)
     s = settings
     out = cv.conv2d(x, weights, bias, stride=s.stride, padding=s.padding, dilation=s.dilation)
@@ -209,7 +225,7 @@ class Layer:
         expected = 1 + 2 * MAX_FILTERS + len(SETTINGS)
         if len(values) != expected:
             raise ConvzooError(f"a layer is described by {expected} values, got {len(values)}")
-        count = _size(values[0], "number of filters", MAX_FILTERS)
+        count = sizes.FILTERS.parse(values[0])
         grids, biases = values[1:1 + MAX_FILTERS], values[1 + MAX_FILTERS:1 + 2 * MAX_FILTERS]
         return cls(tuple(grids[:count]), tuple(biases[:count]), Settings.parse(*values[1 + 2 * MAX_FILTERS:]))
 
@@ -357,6 +373,7 @@ def matrix_state(image: Any, *values: Any) -> tuple[str, list[str], str | None, 
         return "", [], None, "", _message(e)
 
 
+@readable_errors
 def matrix_view(image: Any, *values: Any) -> tuple[str, Any, str, str]:
     """``matrix_state`` for the UI: the cell chooser as a Dropdown update, left alone after a mistake."""
     html_out, choices, chosen, expansion, message = matrix_state(image, *values)
@@ -392,7 +409,9 @@ class Recent:
     def key(*values: Any) -> str:
         digest = hashlib.sha256()
         for value in values:
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype == object:  # exact Fractions: by value, not address
+                digest.update(repr(value.tolist()).encode())
+            elif isinstance(value, np.ndarray):
                 digest.update(f"{value.shape}{value.dtype}".encode())
                 digest.update(np.ascontiguousarray(value).tobytes())
             else:
@@ -417,18 +436,48 @@ class Recent:
 _IMAGE_VIEWS, _INSIDE_VIEWS, _FILTER_GRIDS = Recent(), Recent(), Recent()
 
 
+def photo_pixels(value: Any) -> np.ndarray:
+    """The photo as uint8 pixels, HxW or HxWxC, whatever form it arrives in (pixels from the page, a file or
+    upload from the API): files through the service's reader and limits (``read_upload``)."""
+    if value is None:
+        raise BadInputError("no image yet: upload one or choose an example")
+    if isinstance(value, Image.Image):
+        value = np.asarray(value)
+    elif not isinstance(value, np.ndarray):
+        value = np.asarray(read_upload(value))
+    if value.ndim not in (2, 3) or (value.ndim == 3 and value.shape[2] not in (1, 2, 3, 4)) or 0 in value.shape:
+        raise BadInputError(f"the image must be rows x columns of grey or colour pixels, got shape {value.shape}")
+    if value.shape[0] * value.shape[1] > common.UPLOAD_LIMITS.max_pixels:
+        raise BadInputError(f"the image has {value.shape[0]}x{value.shape[1]} pixels, more than the limit of "
+                            f"{common.UPLOAD_LIMITS.max_pixels:,}; scale it down first")
+    return value if value.dtype == np.uint8 else np.clip(value, 0, 255).astype(np.uint8)
+
+
+def image_settings(settings: Settings, height: int, width: int) -> Settings:
+    """The by-hand limits hold on a photo too; padding and dilation are also bounded by the photo's own size
+    (half its shorter side of padding at most doubles the picture; a gap wider than it sees nothing)."""
+    side = min(height, width)
+    Size("padding", 0, side // 2).parse(settings.padding, f"padding on a {height}x{width} image")
+    Size("dilation", 1, side).parse(settings.dilation, f"dilation on a {height}x{width} image")
+    return settings
+
+
+@readable_errors
 def image_view(pixels: Any, mode: str, max_side: Any, *layer: Any) -> tuple[Image.Image | None, str]:
     """The same filters on a photo: one row per filter, its map per channel, then the pooled maps."""
     if pixels is None:
         return None, "Upload an image or choose an example."
-    key = Recent.key(np.asarray(pixels), mode, max_side, *layer)
-    if (known := _IMAGE_VIEWS.get(key)) is not None:
-        return known
     try:
-        chosen = Layer.from_values(layer)
-        s, count = chosen.settings, len(chosen.filters)
+        chosen = Layer.from_values(layer)  # every setting and value bounded before any pixel is touched
+        count = len(chosen.filters)
         weights, bias = parse_filters(list(chosen.filters), list(chosen.biases))
-        pixels = examples.shrink(np.asarray(pixels, np.uint8), _size(max_side, "image size", 1024))
+        side = sizes.IMAGE_VIEW_SIDE.parse(max_side)
+        pixels = photo_pixels(pixels)
+        key = Recent.key(pixels, mode == "grey", side, weights, bias, chosen.settings)
+        if (known := _IMAGE_VIEWS.get(key)) is not None:
+            return known
+        pixels = examples.shrink(pixels, side)
+        s = image_settings(chosen.settings, *pixels.shape[:2])
         if pixels.ndim == 3 and (mode == "grey" or pixels.shape[2] == 1):
             pixels = np.asarray(Image.fromarray(pixels[:, :, :3] if pixels.shape[2] >= 3 else pixels[:, :, 0])
                                 .convert("L"))
@@ -455,6 +504,7 @@ def image_view(pixels: Any, mode: str, max_side: Any, *layer: Any) -> tuple[Imag
         return None, _message(e)
 
 
+@readable_errors
 def load_example(name: str) -> np.ndarray:
     return examples.load(name, max_side=512)
 
@@ -474,6 +524,7 @@ def no_classifier_text(store: Store) -> str:
             "`convzoo train lenet5-fashion` then `convzoo export lenet5-fashion` (a few minutes on a CPU).")
 
 
+@readable_errors
 def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | None, Image.Image | None,
                                                                   Image.Image | None, str]:
     """First-layer filters, first- and second-layer feature maps, and a few words on what they are."""
@@ -484,11 +535,11 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
     if pixels is None:
         return None, None, None, "Upload an image or choose an example."
     try:
-        key = Recent.key(store.roots, name, store.get(name).sha256, np.asarray(pixels))  # a re-export is a new model
+        pixels = photo_pixels(pixels)
+        key = Recent.key(store.roots, name, store.get(name).sha256, pixels)  # a re-export is a new model
         if (known := _INSIDE_VIEWS.get(key)) is not None:
             return known
         probe = probe_stored(store, name)
-        pixels = np.asarray(pixels, np.uint8)
         pixels = examples.shrink(pixels, 256) if probe.preprocess.size is None else pixels
         from convzoo.runtime import preprocess_image  # noqa: PLC0415
 
@@ -587,6 +638,9 @@ class ByHand:
     outputs: gr.HTML
     cell: gr.Dropdown
     expansion: gr.HTML
+    kept_image: gr.State  # the image's cells outside its current size, kept for when it grows back
+    kept_filters: gr.State  # the same for each filter
+    restore: gr.Button
 
     @property
     def layer(self) -> list[gr.components.Component]:
@@ -599,46 +653,68 @@ def _filter_column(i: int, grid: dict[str, Any]) -> tuple[gr.Column, gr.Datafram
         editable = gr.Dataframe(grid, label=f"Filter {letter}", datatype="str", type="array", interactive=True,
                                 elem_id=f"pg-filter-{letter}")
         choice = gr.Dropdown(PRESETS, value=DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)], label=f"Preset for {letter}")
-        bias = gr.Textbox("0", label=f"Bias of {letter}", max_lines=1)
+        bias = gr.Textbox("0", label=f"Bias of {letter}", max_lines=1, elem_id=f"pg-bias-{letter}")
     return column, editable, choice, bias
 
 
+SETTING_DEFAULTS = (1, 0, 1, False, "max", 2, 2)  # stride, padding, dilation, ReLU, pooling, its size and stride
+RESIZE_INFO = "applied on Enter or when you leave the box; cells outside are kept"
+
+
+def lecture_exercise() -> dict[str, Any]:
+    """The lecture's exercise as the view starts: what "Back to the lecture's exercise" restores."""
+    filters = [preset(DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)], 3) for i in range(MAX_FILTERS)]
+    return {"image": [[str(v) for v in row] for row in EXERCISE_IMAGE], "rows": 4, "cols": 4,
+            "count": DEFAULT_FILTERS, "kernel": 3, "filters": filters, "biases": ["0"] * MAX_FILTERS,
+            "presets": [DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)] for i in range(MAX_FILTERS)],
+            "settings": list(SETTING_DEFAULTS)}
+
+
 def _by_hand() -> ByHand:
-    defaults = [grid_value(preset(DEFAULT_PRESETS[i % len(DEFAULT_PRESETS)], 3)) for i in range(MAX_FILTERS)]
+    start = lecture_exercise()
+    defaults = [grid_value(f) for f in start["filters"]]
     with gr.Row():
         with gr.Column(scale=2, min_width=260):
-            image = gr.Dataframe(grid_value(EXERCISE_IMAGE), label="Image", datatype="str", type="array",
+            image = gr.Dataframe(grid_value(start["image"]), label="Image", datatype="str", type="array",
                                  interactive=True, elem_id="pg-image", show_row_numbers=True)
             with gr.Row():
-                rows = gr.Number(4, label="Image rows", precision=0, min_width=80)
-                cols = gr.Number(4, label="Image columns", precision=0, min_width=80)
+                rows = size_box(sizes.IMAGE_ROWS, 4, "Image rows", min_width=80, elem_id="pg-rows",
+                                info=f"{sizes.IMAGE_ROWS.info}, {RESIZE_INFO}")
+                cols = size_box(sizes.IMAGE_COLUMNS, 4, "Image columns", min_width=80, elem_id="pg-cols",
+                                info=f"{sizes.IMAGE_COLUMNS.info}, {RESIZE_INFO}")
+            restore = gr.Button("Back to the lecture's exercise", size="sm", elem_id="pg-restore")
         with gr.Column(scale=5):
             with gr.Row():
                 columns, grids, presets, biases = map(list, zip(*(_filter_column(i, defaults[i])
                                                                   for i in range(MAX_FILTERS))))
             with gr.Row():
                 count = gr.Slider(1, MAX_FILTERS, value=DEFAULT_FILTERS, step=1, label="Filters")
-                kernel = gr.Number(3, label="Filter size", precision=0, min_width=80)
+                kernel = size_box(sizes.FILTER_SIZE, 3, "Filter size", min_width=80, elem_id="pg-kernel",
+                                  info=f"{sizes.FILTER_SIZE.info}, {RESIZE_INFO}")
                 add = gr.Button("Add a filter", size="sm")
                 remove = gr.Button("Remove the last filter", size="sm")
     with gr.Row():
-        settings = [gr.Number(1, label="Stride", precision=0, min_width=80),
-                    gr.Number(0, label="Padding", precision=0, min_width=80),
-                    gr.Number(1, label="Dilation", precision=0, min_width=80),
-                    gr.Checkbox(False, label="ReLU after the convolution"),
-                    gr.Radio(list(POOLING), value="max", label="Pooling"),
-                    gr.Number(2, label="Pooling size", precision=0, min_width=80),
-                    gr.Number(2, label="Pooling stride", precision=0, min_width=80)]
+        stride, padding, dilation, relu, pooling, pool_size, pool_stride = SETTING_DEFAULTS
+        settings = [size_box(sizes.STRIDE, stride, "Stride", min_width=80, elem_id="pg-stride"),
+                    size_box(sizes.PADDING, padding, "Padding", min_width=80, elem_id="pg-padding"),
+                    size_box(sizes.DILATION, dilation, "Dilation", min_width=80, elem_id="pg-dilation"),
+                    gr.Checkbox(relu, label="ReLU after the convolution"),
+                    gr.Radio(list(POOLING), value=pooling, label="Pooling"),
+                    size_box(sizes.POOL_SIZE, pool_size, "Pooling size", min_width=80, elem_id="pg-pool-size"),
+                    size_box(sizes.POOL_STRIDE, pool_stride, "Pooling stride", min_width=80,
+                             elem_id="pg-pool-stride")]
     message = gr.Markdown("", elem_id="pg-message")
-    first = matrix_state(grid_value(EXERCISE_IMAGE), DEFAULT_FILTERS, *defaults, *["0"] * MAX_FILTERS,
-                         *(component.value for component in settings), None)
+    first = matrix_state(grid_value(start["image"]), DEFAULT_FILTERS, *defaults, *start["biases"], *SETTING_DEFAULTS,
+                         None)
     outputs = gr.HTML(first[0], css_template=CSS, js_on_load=CLICK_JS, elem_id="pg-outputs")
     cell = gr.Dropdown(first[1], value=first[2], label="Output cell written out", elem_id="pg-cell",
                        allow_custom_value=True)  # the API may name a cell of a grid it just resized
     expansion = gr.HTML(first[3], css_template=CSS, js_on_load=None, elem_id="pg-expansion")
     gr.Markdown(LECTURE_NOTES)
+    kept_image = gr.State(remember(None, start["image"], MAX_SIDE))
+    kept_filters = gr.State([remember(None, f, MAX_KERNEL, "filter") for f in start["filters"]])
     return ByHand(image, rows, cols, count, kernel, add, remove, columns, grids, presets, biases, settings, message,
-                  outputs, cell, expansion)
+                  outputs, cell, expansion, kept_image, kept_filters, restore)
 
 
 def _wire_by_hand(v: ByHand) -> None:
@@ -646,39 +722,80 @@ def _wire_by_hand(v: ByHand) -> None:
     inputs, outputs = [v.image, *v.layer, v.cell], [v.outputs, v.cell, v.expansion, v.message]
     edits = [v.image.change, v.count.change, *(g.change for g in v.grids), *(b.submit for b in v.biases),
              *(b.blur for b in v.biases), *(c.change for c in v.settings), v.cell.input]
-    gr.on(edits, matrix_view, inputs, outputs, api_name="convolve", trigger_mode="always_last")
-    v.outputs.click(pick_cell, inputs, outputs, api_visibility="private")
-    v.count.change(lambda n: [gr.Column(visible=i < int(n or 1)) for i in range(MAX_FILTERS)], v.count, v.columns,
-                   api_visibility="private", queue=False)
-    v.add.click(lambda n: min(MAX_FILTERS, int(n or 1) + 1), v.count, v.count, api_name="add_filter", queue=False)
-    v.remove.click(lambda n: max(1, int(n or 1) - 1), v.count, v.count, api_name="remove_filter", queue=False)
-    gr.on([v.rows.change, v.cols.change], resize_image, [v.image, v.rows, v.cols], [v.image, v.message],
-          api_name="resize_image")
-    v.kernel.change(resize_filters, [v.kernel, *v.grids], [*v.grids, v.message], api_name="resize_filters")
+    # the by-hand arithmetic is bounded to milliseconds, so several people's edits may run side by side
+    gr.on(edits, matrix_view, inputs, outputs, api_name="convolve", trigger_mode="always_last",
+          concurrency_limit=4, concurrency_id="by-hand")
+    v.outputs.click(pick_cell, inputs, outputs, api_visibility="private", concurrency_id="by-hand")
+    v.count.change(lambda n: [gr.Column(visible=i < _filters_shown(n)) for i in range(MAX_FILTERS)], v.count,
+                   v.columns, api_visibility="private", queue=False)
+    v.add.click(lambda n: min(MAX_FILTERS, _filters_shown(n) + 1), v.count, v.count, api_name="add_filter",
+                queue=False)
+    v.remove.click(lambda n: max(1, _filters_shown(n) - 1), v.count, v.count, api_name="remove_filter", queue=False)
+    # a size applies once it is typed (Enter, or leaving the box): typing 12 passes through 1 (issue 22)
+    gr.on([v.rows.submit, v.rows.blur, v.cols.submit, v.cols.blur], resize_image,
+          [v.image, v.rows, v.cols, v.kept_image], [v.image, v.kept_image, v.message], api_name="resize_image",
+          trigger_mode="always_last")
+    gr.on([v.kernel.submit, v.kernel.blur], resize_filters, [v.kernel, *v.grids, v.kept_filters],
+          [*v.grids, v.kept_filters, v.message], api_name="resize_filters", trigger_mode="always_last")
     for i, choice in enumerate(v.presets):
-        choice.input(load_preset, [choice, v.kernel], [v.grids[i], v.message], api_name=f"preset_{LETTERS[i]}")
+        choice.input(partial(load_preset, i), [choice, v.kernel, v.kept_filters], [v.grids[i], v.kept_filters,
+                                                                                    v.message],
+                     api_name=f"preset_{LETTERS[i]}")
+    v.restore.click(restore_exercise, None, [v.image, v.rows, v.cols, v.count, v.kernel, *v.grids, *v.presets,
+                                             *v.biases, *v.settings, v.kept_image, v.kept_filters, v.message],
+                    api_name="restore_exercise")
 
 
-def resize_image(grid: Any, height: Any, width: Any) -> tuple[Any, str]:
+def _filters_shown(n: Any) -> int:
     try:
-        return grid_value(resized(grid, height, width, "image")), ""
-    except ConvzooError as e:
-        return gr.Dataframe(), _message(e)
+        return sizes.FILTERS.parse(n)
+    except ConvzooError:
+        return DEFAULT_FILTERS
 
 
-def resize_filters(size: Any, *grids: Any) -> tuple[Any, ...]:
+@readable_errors
+def resize_image(grid: Any, height: Any, width: Any, kept: Any = None) -> tuple[Any, Any, str]:
+    """The image at its new size: cells it had, or had before it shrank (``kept``), else 0."""
     try:
-        k = _size(size, "filter size", MAX_KERNEL)
-        return *[grid_value(resized(g, k, k, "filter")) for g in grids], ""
+        height, width = sizes.IMAGE_ROWS.parse(height), sizes.IMAGE_COLUMNS.parse(width)
+        full = remember(kept, grid, MAX_SIDE)
+        return grid_value(cut(full, height, width)), full, ""
     except ConvzooError as e:
-        return *[gr.Dataframe() for _ in grids], _message(e)
+        return gr.skip(), gr.skip(), _message(e)
 
 
-def load_preset(name: str, size: Any) -> tuple[Any, str]:
+@readable_errors
+def resize_filters(size: Any, *grids_and_kept: Any) -> tuple[Any, ...]:
+    """Every filter at the new size, each keeping its cells outside it (``kept``: one grid per filter)."""
+    *grids, kept = grids_and_kept if len(grids_and_kept) > MAX_FILTERS else (*grids_and_kept, None)
     try:
-        return grid_value(preset(name, size)), ""
+        k = sizes.FILTER_SIZE.parse(size)
+        kept = kept if isinstance(kept, list) and len(kept) == len(grids) else [None] * len(grids)
+        full = [remember(old, g, MAX_KERNEL, f"filter {LETTERS[i]}") for i, (old, g) in enumerate(zip(kept, grids))]
+        return *[grid_value(cut(f, k, k)) for f in full], full, ""
     except ConvzooError as e:
-        return gr.Dataframe(), _message(e)
+        return *[gr.skip() for _ in grids], gr.skip(), _message(e)
+
+
+@readable_errors
+def load_preset(index: int, name: str, size: Any, kept: Any = None) -> tuple[Any, Any, str]:
+    """A preset replaces its filter, the cells kept outside it too (they belonged to the filter it replaces)."""
+    try:
+        grid = preset(name, size)
+        kept = list(kept) if isinstance(kept, list) and len(kept) == MAX_FILTERS else [None] * MAX_FILTERS
+        kept[index] = remember(None, grid, MAX_KERNEL)
+        return grid_value(grid), kept, ""
+    except ConvzooError as e:
+        return gr.skip(), gr.skip(), _message(e)
+
+
+def restore_exercise() -> tuple[Any, ...]:
+    """Everything the by-hand view shows, as the lecture set it (``lecture_exercise``)."""
+    start = lecture_exercise()
+    return (grid_value(start["image"]), start["rows"], start["cols"], start["count"], start["kernel"],
+            *[grid_value(f) for f in start["filters"]], *start["presets"], *start["biases"], *start["settings"],
+            remember(None, start["image"], MAX_SIDE), [remember(None, f, MAX_KERNEL) for f in start["filters"]],
+            "")
 
 
 def _on_an_image(by_hand: ByHand) -> gr.Tab:
@@ -687,10 +804,12 @@ def _on_an_image(by_hand: ByHand) -> gr.Tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 example = gr.Dropdown(examples.names(), value="camera (grey)", label="Example image")
-                photo = gr.Image(load_example("camera (grey)"), label="Image (upload your own)", type="numpy",
-                                 image_mode=None, format="png", height=260)
+                photo = safe_image(value=load_example("camera (grey)"), label="Image (upload your own)",
+                                   type="numpy", image_mode=None, format="png", height=260, elem_id="pg-photo")
                 mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
-                max_side = gr.Slider(32, 512, value=256, step=16, label="Scale the image down to (pixels)")
+                max_side = gr.Slider(sizes.IMAGE_VIEW_SIDE.low, sizes.IMAGE_VIEW_SIDE.high, value=256, step=16,
+                                     label="Scale the image down to (pixels)",
+                                     info="padding at most half, dilation at most all of its shorter side")
                 apply = gr.Button("Apply the filters", variant="primary")
             with gr.Column(scale=3):
                 maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",
@@ -711,8 +830,8 @@ def _inside(store: Store) -> None:
                 model = gr.Dropdown(classifiers, value=classifiers[0] if classifiers else None,
                                     label="Classifier from the model store", interactive=bool(classifiers))
                 example = gr.Dropdown(examples.names(), value=DRAWN_LINES, label="Example input")
-                photo = gr.Image(load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy",
-                                 image_mode=None, format="png", height=220)
+                photo = safe_image(value=load_example(DRAWN_LINES), label="Input (upload your own)", type="numpy",
+                                   image_mode=None, format="png", height=220, elem_id="pg-inside-photo")
                 look = gr.Button("Look inside", variant="primary")
             with gr.Column(scale=3):
                 info = gr.Markdown("" if classifiers else no_classifier_text(store), elem_id="pg-inside-info")
