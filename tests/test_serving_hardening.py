@@ -147,7 +147,7 @@ BAD_REQUESTS = [
     ("body over the limit", "POST", INFER, {"content": b"0" * (MAX_BODY + 1)}, 413, ["limit of 262,144 bytes"]),
     ("chunked body over the limit", "POST", INFER, {"content": iter([b"0" * 65536] * 5)}, 413, ["limit of 262,144"]),
     ("image not an image", "POST", "/v1/models/tiny-fashion/predict",
-     {"content": b"hello", "headers": {"Content-Type": "image/png"}}, 415, ["not a PNG, JPEG or WebP"]),
+     {"content": b"hello", "headers": {"Content-Type": "image/png"}}, 415, ["not an image of a kind this reads (PNG, JPEG or WebP)"]),
     ("GIF", "POST", "/v1/models/tiny-fashion/predict", {"content": encoded(Image.new("L", (8, 8)), "GIF")}, 415,
      ["PNG, JPEG or WebP"]),
     ("truncated PNG", "POST", "/v1/models/tiny-fashion/predict",

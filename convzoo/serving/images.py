@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,7 +33,8 @@ from convzoo.serving.memory import Reservation
 from convzoo.serving.pool import Pool, Served
 from convzoo.serving.tensors import ProtocolError
 
-FORMATS = ["PNG", "JPEG", "WEBP"]
+log = logging.getLogger("convzoo.serving")
+
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
 PALETTE = [0, 0, 0, 255, 255, 255, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200, 245, 130, 48, 145, 30, 180]
 
@@ -214,7 +216,8 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
             await run_in_threadpool(stored.verify)  # never hand out a file that does not match its manifest
             size = stored.onnx_path.stat().st_size
         except (ConvzooError, OSError) as e:
-            raise ProtocolError(503, f"model {name!r} cannot be downloaded: {e}") from None
+            log.error(json.dumps({"event": "download_refused", "model": name, "reason": str(e)}))
+            raise ProtocolError(503, f"model {name!r} cannot be downloaded: {pool.public(str(e))}") from None
         etag = f'"{stored.sha256}"'
         digest = base64.b64encode(bytes.fromhex(stored.sha256)).decode()
         headers = {"ETag": etag, "X-Convzoo-Sha256": stored.sha256, "Repr-Digest": f"sha-256=:{digest}:",
@@ -228,28 +231,29 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
     return r
 
 
-RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+RANGE = re.compile(r"^\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})\s*$")  # ASCII digits, at most 18 of them
 
 
 def check_range(values: list[str], size: int) -> None:
     """Refuse, with a JSON error, a Range header that the file server would answer in plain text."""
     if not values:
         return
+    shown = values[0][:60] + ("..." if len(values[0]) > 60 else "")
     if len(values) > 1:
         raise ProtocolError(400, "the Range header is given more than once; send one")
     unit, _, ranges = values[0].partition("=")
     if unit.strip().lower() != "bytes" or not ranges.strip():
-        raise ProtocolError(400, f"Range {values[0]!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
+        raise ProtocolError(400, f"Range {shown!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
     for part in ranges.split(","):
         match = RANGE.match(part)
         if match is None or match.groups() == ("", ""):
-            raise ProtocolError(400, f"Range {values[0]!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
+            raise ProtocolError(400, f"Range {shown!r} is not understood: use bytes=START-END, e.g. bytes=0-1023")
         start, end = match.groups()
         if start and end and int(start) > int(end):
-            raise ProtocolError(400, f"Range {values[0]!r} ends before it starts")
+            raise ProtocolError(400, f"Range {shown!r} ends before it starts")
         satisfiable = int(start) < size if start else int(end) > 0
         if not satisfiable:
-            raise ProtocolError(416, f"Range {values[0]!r} lies outside the file's {size:,} bytes",
+            raise ProtocolError(416, f"Range {shown!r} lies outside the file's {size:,} bytes",
                                 headers={"Content-Range": f"bytes */{size}"})
 
 

@@ -10,10 +10,12 @@ import asyncio
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ SAFETY = 1.25  # on the measured peak: allocator rounding and what else the proc
 MIN_BYTES_PER_VALUE = 16  # at least the input and output copies
 FALLBACK_BYTES_PER_VALUE = 2048  # where the peak cannot be measured (off Linux): generous, so safe
 SHRINK_ABOVE_BYTES = 64 * 1024 * 1024
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/'\"():;,]+/)*[^\s/'\"():;,]+")
 THIN_SIDE, THIN_LENGTH = 16, 4096  # a thin calibration input: where the net's own padding weighs most
 JSON_BYTES_PER_VALUE = 24  # an output value written as JSON text ("-0.123456789," and the buffers around it)
 BINARY_BYTES_PER_VALUE = 8  # as raw bytes, and their copy into the body
@@ -252,8 +255,16 @@ class Pool:
             plan_tiles(served.model, served.inputs[0].shape[1] if served.inputs[0].shape[1] > 0 else 1,
                        served.tile, served.tile, served.tile)
 
+    def public(self, text: str) -> str:
+        """``text`` without this server's paths: store files named from the store's root, any other
+        absolute path by its last part. Answers and the catalogue use it; the log keeps the full text."""
+        roots = {str(root) for root in self.store.roots} | {str(Path(root).resolve()) for root in self.store.roots}
+        for root in sorted(roots, key=len, reverse=True):
+            text = text.replace(root.rstrip("/") + "/", "")
+        return ABSOLUTE_PATH.sub(lambda match: Path(match.group()).name, text)
+
     def _fail(self, served: Served, reason: str) -> None:
-        served.state, served.reason = "failed", reason
+        served.state, served.reason = "failed", self.public(reason)
         log.error(json.dumps({"event": "model_failed", "model": served.name, "reason": reason}))
         if self.on_state:
             self.on_state(served)
