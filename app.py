@@ -8,7 +8,7 @@ convzoo is imported from the checkout, not installed. Locally: ``python app.py``
 
 from __future__ import annotations
 
-from convzoo.demos import MAX_UPLOAD, use_gradio_env
+from convzoo.demos import MAX_UPLOAD, queued, use_gradio_env
 from convzoo.demos.app import build_app
 from convzoo.registry import Store, shipped_store
 
@@ -18,4 +18,4 @@ demo = build_app(Store([shipped_store()]))
 if __name__ == "__main__":
     # Spaces set GRADIO_SERVER_NAME=0.0.0.0 and the port; launch() reads both from the environment
     use_gradio_env()
-    demo.queue().launch(max_file_size=MAX_UPLOAD)
+    queued(demo).launch(max_file_size=MAX_UPLOAD)

@@ -86,7 +86,7 @@ def test_classify_a_drawing(client, files):
     assert np.asarray(Image.open(seen).convert("L"))[:, 0].mean() < 30  # black on white: inverted like the data
 
 
-@pytest.mark.parametrize("upload, message", [("notes", "not an image"), ("huge", "more than this app's limit")])
+@pytest.mark.parametrize("upload, message", [("notes", "not an image"), ("huge", "more than the limit of 16,777,216")])
 def test_bad_uploads_get_a_sentence(client, files, upload, message):
     with pytest.raises(Exception, match=message):
         client.predict("tiny-fashion", handle_file(files[upload]), True, api_name="/classify")

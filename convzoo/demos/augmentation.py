@@ -15,11 +15,12 @@ from PIL import Image
 
 from convzoo import augment_preview as preview
 from convzoo import registry
-from convzoo.demos.common import (SUGGESTED, dataset_of, enlarge, fashion_examples, model_choices, readable_errors,
-                                  served_file, skimage_photos)
+from convzoo.demos import sizes
+from convzoo.demos.common import (SUGGESTED, dataset_of, enlarge, fashion_examples, model_choices, read_upload,
+                                  readable_errors, served_file, skimage_photos)
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
-from convzoo.runtime import read_image, resize_for, to_rgb_or_gray
+from convzoo.runtime import resize_for, to_rgb_or_gray
 from convzoo.types import Preprocess
 
 VIEWS = 8
@@ -51,7 +52,7 @@ def plan_of(store: Store, name: str) -> preview.Plan:
 
 def training_pixels(store: Store, name: str, plan: preview.Plan, path: str) -> np.ndarray:
     """The example as a training image of this model: 28x28 Fashion-MNIST form, or the model's size and colour."""
-    image = read_image(path)
+    image = read_upload(path)
     if dataset_of(store, name) == "fashion-mnist":
         return np.asarray(fashionize(image))
     return np.asarray(resize_for(to_rgb_or_gray(image, plan.preprocess.color), plan.preprocess))
@@ -96,7 +97,7 @@ def augment_views(store: Store, name: str, example: str, seed: int | None = None
         raise gr.Error("choose a classifier first")
     paths = example_table()
     if example not in paths:
-        raise gr.Error(f"no example named {example!r}; choose one from the list")
+        raise gr.Error(f"no example named {sizes.shown(example)}; choose one from the list")
     plan = plan_of(store, name)
     pixels = training_pixels(store, name, plan, paths[example])
     pictures, d = preview.views(plan, pixels, VIEWS, np.random.default_rng(seed))  # no seed: new views each press

@@ -18,7 +18,8 @@ import gradio as gr
 import numpy as np
 
 from convzoo import beyond_grid as bg
-from convzoo.demos.common import readable_errors
+from convzoo.demos import sizes
+from convzoo.demos.common import readable_errors, size_box
 
 fmt = bg.fmt
 
@@ -185,14 +186,16 @@ def signal_tab() -> None:
     with gr.Tab("1D signal", id="beyond-signal"):
         gr.Markdown(SIGNAL_NOTES)
         with gr.Row():
-            signal = gr.Textbox(bg.SIGNAL, label="Signal (one value per frequency band)", max_lines=1, scale=3,
-                                elem_id="beyond-signal-input")
-            kernel = gr.Textbox(bg.SIGNAL_KERNEL, label="Kernel", max_lines=1, scale=1, elem_id="beyond-signal-kernel")
+            signal = gr.Textbox(bg.SIGNAL, label=f"Signal (one value per frequency band, at most {bg.MAX_SIGNAL})",
+                                max_lines=1, scale=3, max_length=sizes.TEXT_CHARACTERS, elem_id="beyond-signal-input")
+            kernel = gr.Textbox(bg.SIGNAL_KERNEL, label="Kernel", max_lines=1, scale=1, max_length=sizes.TEXT_CHARACTERS,
+                                elem_id="beyond-signal-kernel")
         with gr.Row():
-            padding = gr.Number(0, label="Padding", precision=0, min_width=80, elem_id="beyond-signal-padding")
-            size = gr.Number(3, label="Pooling size", precision=0, min_width=80, elem_id="beyond-signal-pool-size")
-            stride = gr.Number(3, label="Pooling stride", precision=0, min_width=80,
-                               elem_id="beyond-signal-pool-stride")
+            padding = size_box(sizes.SIGNAL_PADDING, 0, "Padding", min_width=80, elem_id="beyond-signal-padding")
+            size = size_box(sizes.SIGNAL_POOL_SIZE, 3, "Pooling size", min_width=80,
+                            elem_id="beyond-signal-pool-size")
+            stride = size_box(sizes.SIGNAL_POOL_STRIDE, 3, "Pooling stride", min_width=80,
+                              elem_id="beyond-signal-pool-stride")
         page, choices, chosen = _first(signal_state, bg.SIGNAL, bg.SIGNAL_KERNEL, 0, 3, 3)
         view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-signal-view")
         choice = gr.Dropdown(choices, value=chosen, label="Value written out", allow_custom_value=True,
@@ -267,7 +270,7 @@ def graph_html(graph: bg.Graph, h: Sequence[Fraction], aggregations: Sequence[bg
 
 def load_graph(name: str) -> tuple[str, str]:
     if name not in bg.GRAPHS:
-        raise gr.Error(f"no graph named {name!r}; choose one of: {', '.join(bg.GRAPHS)}")
+        raise gr.Error(f"no graph named {sizes.shown(name)}; choose one of: {', '.join(bg.GRAPHS)}")
     return bg.GRAPHS[name]
 
 
@@ -279,10 +282,11 @@ def graph_tab() -> None:
             with gr.Column(scale=1, min_width=240):
                 preset = gr.Dropdown(list(bg.GRAPHS), value=first, label="Graph", elem_id="beyond-graph-preset")
                 adjacency = gr.Textbox(bg.GRAPHS[first][0], label="Neighbours (one line per node)", lines=5,
-                                       elem_id="beyond-graph-adjacency")
-                features = gr.Textbox(bg.GRAPHS[first][1], label="Node features h (one per node, in order)",
-                                      max_lines=1, elem_id="beyond-graph-features")
-                weight = gr.Textbox("1", label="Weight w", max_lines=1, elem_id="beyond-graph-weight")
+                                       max_length=sizes.TEXT_CHARACTERS, elem_id="beyond-graph-adjacency")
+                features = gr.Textbox(bg.GRAPHS[first][1],
+                                      label=f"Node features h (one per node, in order; at most {bg.MAX_NODES} nodes)",
+                                      max_lines=1, max_length=sizes.TEXT_CHARACTERS, elem_id="beyond-graph-features")
+                weight = gr.Textbox("1", label="Weight w", max_lines=1, max_length=64, elem_id="beyond-graph-weight")
             with gr.Column(scale=3):
                 page, choices, chosen = _first(graph_state, *bg.GRAPHS[first], "1")
                 view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-graph-view")
@@ -372,9 +376,22 @@ def make_kernel(name: str, depth: Any, height: Any, width: Any) -> str:
     return bg.format_volume(bg.volume_kernel(name, depth, height, width))
 
 
-def _per_axis(label: str, values: Sequence[int]) -> list[gr.Number]:
-    return [gr.Number(value, label=f"{label.capitalize()} ({axis.split()[0]})", precision=0, min_width=80,
-                      elem_id=f"beyond-volume-{label}-{a}") for value, axis, a in zip(values, bg.AXES, AXIS_KEYS)]
+@readable_errors
+def resize_kernel(name: str, depth: Any, height: Any, width: Any, kernel: Any) -> Any:
+    """The preset at the new size, or the typed kernel left as it is when it already has that size."""
+    shape = tuple(size.parse(n) for size, n in zip(sizes.KERNEL_SIZE, (depth, height, width)))
+    try:
+        if bg.parse_volume(kernel, "kernel").shape == shape:
+            return gr.skip()
+    except bg.BadInputError:  # a kernel that does not parse is replaced by one that does
+        pass
+    return make_kernel(name, *shape)
+
+
+def _per_axis(label: str, values: Sequence[int], limits: Sequence[sizes.Size]) -> list[gr.Number]:
+    return [size_box(limit, value, f"{label.capitalize()} ({axis.split()[0]})", min_width=80,
+                     elem_id=f"beyond-volume-{label}-{a}")
+            for value, axis, a, limit in zip(values, bg.AXES, AXIS_KEYS, limits)]
 
 
 def volume_tab() -> None:
@@ -383,26 +400,30 @@ def volume_tab() -> None:
     with gr.Tab("3D sizes", id="beyond-volume"):
         gr.Markdown(VOLUME_NOTES)
         with gr.Row():
-            volume = gr.Textbox(bg.format_volume(bg.VOLUME), label="Input: frames separated by a blank line", lines=9,
-                                max_lines=40, elem_id="beyond-volume-input")
+            volume = gr.Textbox(bg.format_volume(bg.VOLUME), lines=9, max_lines=40, max_length=sizes.VOLUME_CHARACTERS,
+                                label=f"Input: frames separated by a blank line (at most {bg.MAX_FRAMES} frames of "
+                                      f"{bg.MAX_SIDE}x{bg.MAX_SIDE})", elem_id="beyond-volume-input")
             with gr.Column():
                 preset = gr.Dropdown(list(bg.KERNELS), value=first, label="Kernel preset",
                                      elem_id="beyond-volume-preset")
                 with gr.Row():
-                    sizes = _per_axis("kernel", (2, 3, 3))
+                    shape = _per_axis("kernel", (2, 3, 3), sizes.KERNEL_SIZE)
                 kernel = gr.Textbox(kernel_text, label="Kernel: frames separated by a blank line", lines=7,
-                                    max_lines=40, elem_id="beyond-volume-kernel")
+                                    max_lines=40, max_length=sizes.VOLUME_CHARACTERS, elem_id="beyond-volume-kernel")
         with gr.Row():
-            stride = _per_axis("stride", (1, 1, 1))
-            padding = _per_axis("padding", (0, 0, 0))
-            dilation = _per_axis("dilation", (1, 1, 1))
+            stride = _per_axis("stride", (1, 1, 1), sizes.VOLUME_STRIDE)
+            padding = _per_axis("padding", (0, 0, 0), sizes.VOLUME_PADDING)
+            dilation = _per_axis("dilation", (1, 1, 1), sizes.VOLUME_DILATION)
         page, choices, chosen = _first(volume_state, bg.format_volume(bg.VOLUME), kernel_text, 1, 1, 1, 0, 0, 0, 1, 1,
                                        1)
         view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-volume-view")
         choice = gr.Dropdown(choices, value=chosen, label="Output written out", allow_custom_value=True,
                              elem_id="beyond-volume-choice")
     _wire([volume, kernel, *stride, *padding, *dilation], choice, view, volume_state, "beyond_volume")
-    gr.on([preset.input, *(n.change for n in sizes)], make_kernel, [preset, *sizes], kernel,
-          api_name="beyond_volume_kernel").then(_view(volume_state), [volume, kernel, *stride, *padding, *dilation,
-                                                                      choice], [view, choice],
-                                                api_visibility="private")
+    then_view = dict(fn=_view(volume_state), inputs=[volume, kernel, *stride, *padding, *dilation, choice],
+                     outputs=[view, choice], api_visibility="private")
+    preset.input(make_kernel, [preset, *shape], kernel, api_name="beyond_volume_kernel").then(**then_view)
+    # a kernel size applies once typed (Enter or leaving the box), and only when it changes the kernel's shape: a
+    # new size draws the preset again, so passing through a box must not replace a kernel typed by hand (issue 22)
+    gr.on([e for n in shape for e in (n.submit, n.blur)], resize_kernel, [preset, *shape, kernel], kernel,
+          api_name="beyond_volume_resize", trigger_mode="always_last").then(**then_view)

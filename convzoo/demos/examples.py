@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from convzoo.demos import sizes
 from convzoo.errors import BadInputError
 
 # label -> scikit-image loader name; all of these ship inside the scikit-image wheel
@@ -44,7 +45,7 @@ def _load(name: str) -> np.ndarray:
     if name in DRAWN:
         return _drawn(name)
     if name not in PHOTOS:
-        raise BadInputError(f"no example named {name!r}; choose one of: {', '.join(names())}")
+        raise BadInputError(f"no example named {sizes.shown(name)}; choose one of: {', '.join(names())}")
     import skimage.data  # noqa: PLC0415 -- a second or so to import; only when an example is asked for
 
     image = getattr(skimage.data, PHOTOS[name])()

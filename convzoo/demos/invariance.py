@@ -10,7 +10,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo.demos import augmentation
+from convzoo import bounds
+from convzoo.demos import augmentation, sizes
 from convzoo.demos.common import dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors, skimage_photos
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
@@ -71,8 +72,12 @@ def predict(store: Store, name: str, example: str, shift_x: float = 0, shift_y: 
     """The moved image, drawn large, and the classifier's top 5 for it."""
     paths = example_table()
     if example not in paths:
-        raise gr.Error(f"no example named {example!r}; choose one from the list")
-    moved = transform(base_image(store, name, paths[example]), shift_x, shift_y, angle, max(float(scale), 0.05))
+        raise gr.Error(f"no example named {sizes.shown(example)}; choose one from the list")
+    shift_x, shift_y = (bounds.parse_number(v, f"shift {way}", *sizes.SHIFT) for v, way in ((shift_x, "right"),
+                                                                                         (shift_y, "down")))
+    angle = bounds.parse_number(angle, "angle", *sizes.ANGLE)
+    scale = bounds.parse_number(scale, "scale", *sizes.SCALE)
+    moved = transform(base_image(store, name, paths[example]), shift_x, shift_y, angle, scale)
     return enlarge(np.asarray(moved)), load_model(name, store).top_k(moved, k=5)
 
 
@@ -89,7 +94,7 @@ def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotli
 
     paths = example_table()
     if example not in paths:
-        raise gr.Error(f"no example named {example!r}; choose one from the list")
+        raise gr.Error(f"no example named {sizes.shown(example)}; choose one from the list")
     base = base_image(store, name, paths[example])
     model = load_model(name, store)
     cls = int(np.argmax(probabilities(store, name, [base])[0]))
@@ -123,10 +128,10 @@ def tab(store: Store) -> None:
             model = gr.Dropdown(choices, value=first, label="Classifier", elem_id="invariance-model")
             example = gr.Dropdown(examples, value=examples[0] if examples else None, label="Example",
                                   elem_id="invariance-example")
-            shift_x = gr.Slider(-50, 50, value=0, step=1, label="Shift right (% of the side)")
-            shift_y = gr.Slider(-50, 50, value=0, step=1, label="Shift down (% of the side)")
-            angle = gr.Slider(-180, 180, value=0, step=5, label="Rotate (degrees, counter-clockwise)")
-            scale = gr.Slider(0.3, 2.0, value=1.0, step=0.05, label="Scale")
+            shift_x = gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift right (% of the side)")
+            shift_y = gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift down (% of the side)")
+            angle = gr.Slider(*sizes.ANGLE, value=0, step=5, label="Rotate (degrees, counter-clockwise)")
+            scale = gr.Slider(*sizes.SCALE, value=1.0, step=0.05, label="Scale")
             run_predict = gr.Button("Predict", elem_id="invariance-predict")
         with gr.Column(scale=1, min_width=300):
             moved = gr.Image(label="What the classifier gets", interactive=False, format="png", height=280,

@@ -84,7 +84,7 @@ def preset(name: str, k: int = 3) -> list[list[str]]:
     if name in SIZED:
         return cv.format_matrix(SIZED[name](k))
     if name not in FIXED_3X3:
-        raise ConvzooError(f"no preset named {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise ConvzooError(f"no preset named {sizes.shown(name)}; choose one of: {', '.join(PRESETS)}")
     if k < 3:
         raise ConvzooError(f"{name} is a 3x3 filter; set the filter size to 3 or more first")
     grid = [["0"] * k for _ in range(k)]

@@ -9,6 +9,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from convzoo import bounds
+from convzoo.demos import sizes
 from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, open_model_tab, readable_errors,
                                   safe_image, save_png, served_file)
 from convzoo.registry import Store
@@ -50,7 +52,7 @@ def overlay(image: Any, mask: np.ndarray | None, opacity: float) -> np.ndarray |
         return None
     grey = np.asarray(as_image(image).convert("L").resize(mask.shape[::-1]), np.float32)[..., None]
     colour = COLORS[mask % len(COLORS)].astype(np.float32)
-    alpha = np.full(mask.shape + (1,), min(max(float(opacity), 0.0), 1.0), np.float32)
+    alpha = np.full(mask.shape + (1,), bounds.parse_number(opacity, "mask opacity", *sizes.FRACTION), np.float32)
     if mask.max(initial=0) <= 1:  # two classes (membrane, cell): colour the membranes, leave the tissue visible
         alpha[mask == 1] = 0.0
     return ((1 - alpha) * grey + alpha * colour).round().astype(np.uint8)
@@ -67,6 +69,7 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
     """Overlay, mask PNG path, class fractions, a timing line, and the mask itself (kept for the slider)."""
     if not name:
         raise gr.Error("choose a model first")
+    bounds.parse_number(opacity, "mask opacity", *sizes.FRACTION)
     section = as_image(image)
     if max(section.size) > MAX_SIDE:  # keep the answer quick on a CPU; the mask comes back at this size
         section = section.copy()

@@ -71,6 +71,14 @@ FILTERS = Size("number of filters", 1, 4)
 # ---------------------------------------------------------------------------------------------- on an image
 IMAGE_VIEW_SIDE = Size("image size", 32, 512)  # the photo is scaled down to this before any filter runs
 
+# ---------------------------------------------------------------------------------------------- model tabs' sliders
+# Sliders bound themselves on the page; these bound what the API sends to the same handlers.
+STYLE_SIDE = Size("output size cap", 128, 1024)  # 1024 px: about 2 s of style network on a 2-core CPU
+FRACTION = (0.0, 1.0)  # style strength, mask opacity
+SHIFT = (-50.0, 50.0)  # percent of the image side: past half, the object has left the frame
+ANGLE = (-180.0, 180.0)
+SCALE = (0.3, 2.0)
+
 # ---------------------------------------------------------------------------------------------- 1-D signal
 SIGNAL_LENGTH = 24
 SIGNAL_PADDING = Size("padding", 0, 6)

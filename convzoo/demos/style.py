@@ -9,6 +9,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from convzoo import bounds
+from convzoo.demos import sizes
 from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, download_copy, open_model_tab,
                                   readable_errors, safe_image, served_file, skimage_photos)
 from convzoo.registry import Store
@@ -19,6 +21,8 @@ INTRO = ("**Style** repaints a photo in the manner of a painting with one pass o
          "for that painting (Johnson et al., 2016), not the slow optimisation of Gatys et al. "
          "Pick a painting, then use the strength slider to blend the stylised result with the original photo.")
 THUMB_SIDE = 192
+BUSY = ("One picture is stylised at a time, to keep each one quick on this machine's CPU; while others wait, the "
+        "picture shows your place in the queue and the time left.")
 
 
 def painting(name: str) -> tuple[Path, str] | None:
@@ -59,15 +63,13 @@ def stylize(store: Store, name: str, image: Any, strength: float = 1.0,
     """The stylised image blended with the original by ``strength``, a line with the time, and a PNG path."""
     if not name:
         raise gr.Error("choose a style first")
+    max_side = sizes.STYLE_SIDE.parse(max_side)
+    strength = bounds.parse_number(strength, "strength", *sizes.FRACTION)
     photo = as_image(image).convert("RGB")
-    max_side = int(max_side)
-    if max_side < 16:
-        raise gr.Error("the output size cap must be at least 16 pixels")
     model = load_model(name, store)
     with Timer() as t:
         styled = model.stylize(photo, max_side=max_side)
     original = photo.resize(styled.size, Image.Resampling.LANCZOS) if photo.size != styled.size else photo
-    strength = min(max(float(strength), 0.0), 1.0)
     out = Image.blend(original, styled, strength) if strength < 1.0 else styled
     info = (f"{name}: {styled.width}x{styled.height} px in {t.ms:.0f} ms on {model.session.get_providers()[0]}"
             f" (strength {strength:.0%}).")
@@ -105,14 +107,17 @@ def tab(store: Store) -> None:
             model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model",
                                 elem_id="style-model")
             strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (0: the photo, 1: fully stylised)")
-            max_side = gr.Slider(128, 1024, value=512, step=32, label="Output size cap (longer side, pixels)")
+            max_side = gr.Slider(sizes.STYLE_SIDE.low, sizes.STYLE_SIDE.high, value=512, step=32,
+                                 label="Output size cap (longer side, pixels)")
             run = gr.Button("Stylise", variant="primary", elem_id="style-run")
+            gr.Markdown(BUSY, elem_id="style-busy")
         with gr.Column(scale=1, min_width=300):
             result = gr.Image(label="Stylised", interactive=False, format="png", elem_id="style-result")
             info = gr.Markdown(elem_id="style-info")
             download = gr.DownloadButton("Download PNG", elem_id="style-download")
+    # one at a time (issue 22): Gradio's queue then shows each waiting page its place and an estimate of the wait
     run.click(partial(stylize, store), [model, content, strength, max_side], [result, info, download],
-              api_name="stylize")
+              api_name="stylize", concurrency_limit=1, concurrency_id="style", show_progress="full")
     if shown:
 
         def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
