@@ -188,7 +188,8 @@ def signal_tab() -> None:
         with gr.Row():
             signal = gr.Textbox(bg.SIGNAL, label=f"Signal (one value per frequency band, at most {bg.MAX_SIGNAL})",
                                 max_lines=1, scale=3, max_length=sizes.TEXT_CHARACTERS, elem_id="beyond-signal-input")
-            kernel = gr.Textbox(bg.SIGNAL_KERNEL, label="Kernel", max_lines=1, scale=1, max_length=sizes.TEXT_CHARACTERS,
+            kernel = gr.Textbox(bg.SIGNAL_KERNEL, label="Kernel", max_lines=1, scale=1,
+                                max_length=sizes.TEXT_CHARACTERS,
                                 elem_id="beyond-signal-kernel")
         with gr.Row():
             padding = size_box(sizes.SIGNAL_PADDING, 0, "Padding", min_width=80, elem_id="beyond-signal-padding")

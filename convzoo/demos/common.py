@@ -168,9 +168,16 @@ def size_box(size: Size, value: int, label: str, **kwargs: Any) -> gr.Number:
     hands the value on as typed, and the handler refuses it with its sentence (``Size.parse``).
     """
     info = kwargs.pop("info", size.info)
-    box = gr.Number(value, label=label, minimum=size.low, maximum=size.high, precision=0, info=info, **kwargs)
-    box.preprocess = _as_typed  # an instance attribute, as in safe_image
-    return box
+    return as_sent(gr.Number(value, label=label, minimum=size.low, maximum=size.high, precision=0, info=info,
+                             **kwargs))
+
+
+def as_sent(component: gr.components.Component) -> gr.components.Component:
+    """A Number or Slider whose value reaches its handler as sent, for the handler to bound with a sentence
+    (``Size.parse``, ``bounds.parse_number``): Gradio's own check compares text with numbers, or rounds ``nan``,
+    and fails without one. Its range is still on the page (``minimum``, ``maximum``)."""
+    component.preprocess = _as_typed  # an instance attribute, as in safe_image
+    return component
 
 
 def _as_typed(payload: Any) -> Any:

@@ -12,7 +12,8 @@ from PIL import Image
 
 from convzoo import bounds
 from convzoo.demos import augmentation, sizes
-from convzoo.demos.common import dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors, skimage_photos
+from convzoo.demos.common import (as_sent, dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors,
+                                  skimage_photos)
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
 from convzoo.runtime import load_model, resize_for, softmax, to_rgb_or_gray
@@ -128,10 +129,10 @@ def tab(store: Store) -> None:
             model = gr.Dropdown(choices, value=first, label="Classifier", elem_id="invariance-model")
             example = gr.Dropdown(examples, value=examples[0] if examples else None, label="Example",
                                   elem_id="invariance-example")
-            shift_x = gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift right (% of the side)")
-            shift_y = gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift down (% of the side)")
-            angle = gr.Slider(*sizes.ANGLE, value=0, step=5, label="Rotate (degrees, counter-clockwise)")
-            scale = gr.Slider(*sizes.SCALE, value=1.0, step=0.05, label="Scale")
+            shift_x = as_sent(gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift right (% of the side)"))
+            shift_y = as_sent(gr.Slider(*sizes.SHIFT, value=0, step=1, label="Shift down (% of the side)"))
+            angle = as_sent(gr.Slider(*sizes.ANGLE, value=0, step=5, label="Rotate (degrees, counter-clockwise)"))
+            scale = as_sent(gr.Slider(*sizes.SCALE, value=1.0, step=0.05, label="Scale"))
             run_predict = gr.Button("Predict", elem_id="invariance-predict")
         with gr.Column(scale=1, min_width=300):
             moved = gr.Image(label="What the classifier gets", interactive=False, format="png", height=280,

@@ -28,7 +28,7 @@ from PIL import Image
 
 from convzoo import convolution as cv
 from convzoo.demos import beyond, common, examples, plots, sizes
-from convzoo.demos.common import read_upload, readable_errors, safe_image, size_box
+from convzoo.demos.common import as_sent, read_upload, readable_errors, safe_image, size_box
 from convzoo.demos.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store
@@ -688,7 +688,7 @@ def _by_hand() -> ByHand:
                 columns, grids, presets, biases = map(list, zip(*(_filter_column(i, defaults[i])
                                                                   for i in range(MAX_FILTERS))))
             with gr.Row():
-                count = gr.Slider(1, MAX_FILTERS, value=DEFAULT_FILTERS, step=1, label="Filters")
+                count = as_sent(gr.Slider(1, MAX_FILTERS, value=DEFAULT_FILTERS, step=1, label="Filters"))
                 kernel = size_box(sizes.FILTER_SIZE, 3, "Filter size", min_width=80, elem_id="pg-kernel",
                                   info=f"{sizes.FILTER_SIZE.info}, {RESIZE_INFO}")
                 add = gr.Button("Add a filter", size="sm")
@@ -807,9 +807,9 @@ def _on_an_image(by_hand: ByHand) -> gr.Tab:
                 photo = safe_image(value=load_example("camera (grey)"), label="Image (upload your own)",
                                    type="numpy", image_mode=None, format="png", height=260, elem_id="pg-photo")
                 mode = gr.Radio(["grey", "per channel"], value="grey", label="Channels")
-                max_side = gr.Slider(sizes.IMAGE_VIEW_SIDE.low, sizes.IMAGE_VIEW_SIDE.high, value=256, step=16,
+                max_side = as_sent(gr.Slider(sizes.IMAGE_VIEW_SIDE.low, sizes.IMAGE_VIEW_SIDE.high, value=256, step=16,
                                      label="Scale the image down to (pixels)",
-                                     info="padding at most half, dilation at most all of its shorter side")
+                                     info="padding at most half, dilation at most all of its shorter side"))
                 apply = gr.Button("Apply the filters", variant="primary")
             with gr.Column(scale=3):
                 maps = gr.Image(None, label="Feature maps (one row per filter)", type="pil", format="png",

@@ -11,7 +11,7 @@ from PIL import Image
 
 from convzoo import bounds
 from convzoo.demos import sizes
-from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, open_model_tab, readable_errors,
+from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, as_sent, open_model_tab, readable_errors,
                                   safe_image, save_png, served_file)
 from convzoo.registry import Store
 from convzoo.runtime import load_model
@@ -103,7 +103,8 @@ def tab(store: Store) -> None:
         with gr.Column(scale=1, min_width=300):
             shown = gr.Image(label="Mask over the section", interactive=False, format="png", height=320,
                              elem_id="segment-overlay")
-            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Mask opacity", elem_id="segment-opacity")
+            opacity = as_sent(gr.Slider(*sizes.FRACTION, value=0.5, step=0.05, label="Mask opacity",
+                                        elem_id="segment-opacity"))
             fractions = gr.Label(label="Fraction of pixels per class", elem_id="segment-fractions")
             info = gr.Markdown(elem_id="segment-info")
             download = gr.DownloadButton("Download mask PNG", elem_id="segment-download")

@@ -46,7 +46,10 @@ class Size:
         """The typed value as an int in range; else ``BadNumber`` with one sentence, before any work. Any
         spelling is bounded first (``convzoo.bounds``): ``1e5000``, 5,000 digits, ``nan``, a unicode digit."""
         what = what or self.what
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None:  # a browser's number box sends nothing for what it cannot hold, such as 1e5000
+            raise bounds.BadNumber(f"{what} is empty or not a number the box can hold; type a whole number from "
+                                   f"{self.low} to {self.high}")
+        if isinstance(value, str) and not value.strip():
             raise bounds.BadNumber(f"{what} is empty; type a whole number from {self.low} to {self.high}")
         try:
             return int(bounds.parse_number(value, what, self.low, self.high, integer=True))

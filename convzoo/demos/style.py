@@ -11,7 +11,7 @@ from PIL import Image
 
 from convzoo import bounds
 from convzoo.demos import sizes
-from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, download_copy, open_model_tab,
+from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, as_sent, download_copy, open_model_tab,
                                   readable_errors, safe_image, served_file, skimage_photos)
 from convzoo.registry import Store
 from convzoo.zoo import STYLES
@@ -106,9 +106,10 @@ def tab(store: Store) -> None:
                                      allow_preview=False, elem_id="style-gallery")
             model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model",
                                 elem_id="style-model")
-            strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (0: the photo, 1: fully stylised)")
-            max_side = gr.Slider(sizes.STYLE_SIDE.low, sizes.STYLE_SIDE.high, value=512, step=32,
-                                 label="Output size cap (longer side, pixels)")
+            strength = as_sent(gr.Slider(*sizes.FRACTION, value=1.0, step=0.05,
+                                         label="Strength (0: the photo, 1: fully stylised)"))
+            max_side = as_sent(gr.Slider(sizes.STYLE_SIDE.low, sizes.STYLE_SIDE.high, value=512, step=32,
+                                         label="Output size cap (longer side, pixels)"))
             run = gr.Button("Stylise", variant="primary", elem_id="style-run")
             gr.Markdown(BUSY, elem_id="style-busy")
         with gr.Column(scale=1, min_width=300):
