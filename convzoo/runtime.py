@@ -273,7 +273,7 @@ def _output_shape(model: OnnxModel, channels: int, tile: int) -> tuple[int, int]
     """(output side, classes) for a square input tile: one probe run per model and tile, then remembered."""
     known = _OUTPUT_SHAPES.setdefault(model, {})
     if tile not in known:
-        probe = model.run(np.zeros((1, channels, tile, tile), np.float32))
+        probe = model.run(np.zeros((1, channels, tile, tile), np.float32), shrink_arena=True)
         known[tile] = (int(probe.shape[-1]), int(probe.shape[1]))
     return known[tile]
 
@@ -344,7 +344,7 @@ def plan_tiles(model: OnnxModel, channels: int, height: int, width: int, tile: i
 
 
 def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
-              probabilities: bool = False) -> np.ndarray:
+              probabilities: bool = False, shrink_arena: bool = False) -> np.ndarray:
     """The model's output for one preprocessed C x H x W input of any size, computed tile by tile.
 
     The input is mirrored at its borders, cut into ``tile``-sized tiles that overlap by ``overlap``
@@ -352,7 +352,8 @@ def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 6
     that favour tile centres, the U-Net paper's overlap-tile strategy. Same-padding models (output
     as large as input) and valid-padding ones (the missing margin is read from the mirrored border)
     both work; the tile is rounded up to the model's ``convzoo.size_multiple``. Peak memory is a
-    few tiles plus the output (``plan_tiles(...).array_bytes``), known before the run.
+    few tiles plus the output (``plan_tiles(...).array_bytes``), known before the run; ``shrink_arena``
+    hands onnxruntime's arena memory back after the last tile (a server's budget assumes it does).
     """
     channels, height, width = x.shape
     plan = plan_tiles(model, channels, height, width, tile, overlap)
@@ -367,7 +368,7 @@ def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 6
     for start in range(0, len(corners), batch):
         chunk = corners[start:start + batch]
         tiles = np.stack([padded[:, top:top + tile, left:left + tile] for top, left in chunk])
-        out = model.run(tiles)
+        out = model.run(tiles, shrink_arena=shrink_arena and start + batch >= len(corners))
         if probabilities:
             out = softmax(out, axis=1)
         for (top, left), p in zip(chunk, out):
@@ -376,6 +377,8 @@ def run_tiled(model: OnnxModel, x: np.ndarray, tile: int = 512, overlap: int = 6
     return (total / weight_sum)[:, :height, :width]
 
 
-def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, batch: int = 4) -> np.ndarray:
+def segment_tiled(model: OnnxModel, image, tile: int = 512, overlap: int = 64, batch: int = 4,
+                  shrink_arena: bool = False) -> np.ndarray:
     """Class probabilities C x H x W for an image of any size, segmented tile by tile (``run_tiled``)."""
-    return run_tiled(model, model.preprocess(image)[0], tile=tile, overlap=overlap, batch=batch, probabilities=True)
+    return run_tiled(model, model.preprocess(image)[0], tile=tile, overlap=overlap, batch=batch, probabilities=True,
+                     shrink_arena=shrink_arena)

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from convzoo import __version__
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store
-from convzoo.serving import images, kserve
+from convzoo.serving import images, kserve, logs
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import MemoryBudget, tune_allocator
 from convzoo.serving.metrics import Metrics, Telemetry
@@ -184,16 +184,22 @@ def _check_port(host: str, port: int) -> None:
 def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,
           threads: int | None = None, spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0,
           token: str | None = None, cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
-          max_pixels: int | None = None, limits: Limits | None = None) -> None:
-    """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight."""
+          max_pixels: int | None = None, limits: Limits | None = None, log_format: str | None = None) -> None:
+    """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight.
 
+    Every line it writes is one JSON object (``log_format="text"`` or ``$CONVZOO_LOG_FORMAT=text`` for plain
+    lines), uvicorn's own included; a reason not to start (a busy port, an unknown model) is such a line too,
+    and the process exits with status 2."""
+    log_config = logs.install(logs.log_format(log_format))
     token = token or os.environ.get("CONVZOO_TOKEN") or None
-    app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch, batch_delay_ms=batch_delay_ms,
-                     token=token, cors_origins=cors_origins, max_body_bytes=max_body_bytes, max_pixels=max_pixels,
-                     limits=limits)
-    _check_port(host, port)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch,
+                         batch_delay_ms=batch_delay_ms, token=token, cors_origins=cors_origins,
+                         max_body_bytes=max_body_bytes, max_pixels=max_pixels, limits=limits)
+        _check_port(host, port)
+    except ConvzooError as e:
+        log.error(json.dumps({"event": "error", "message": str(e)}))
+        raise SystemExit(2) from None
     pool = app.state.pool
     log.info(json.dumps({"event": "start", "url": f"http://{host}:{port}", "models": list(pool.models),
                          "max_batch": max_batch, "batch_delay_ms": batch_delay_ms, "auth": bool(token),
@@ -201,5 +207,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None,
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning(json.dumps({"event": "warning", "message": f"listening on {host} without a token; "
                                 "anyone who reaches this port can use it (set --token or $CONVZOO_TOKEN)"}))
-    uvicorn.Server(server_config(app, host, port, app.state.limits, log_level="info",
+    uvicorn.Server(server_config(app, host, port, app.state.limits, log_level="info", log_config=log_config,
                                  timeout_graceful_shutdown=30)).run()

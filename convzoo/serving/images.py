@@ -193,7 +193,8 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
         try:
             if task == "segmentation":
                 async with served.heavy:
-                    probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1)
+                    probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1,
+                                                    shrink_arena=True)
                 return _segmentation_response(served, probs, format or "png")
             if task == "style":
                 async with served.heavy:

@@ -59,7 +59,15 @@ INFER_BODY = {"requestBody": {"required": True, "description": (
 def error_response(error: ProtocolError) -> JSONResponse:
     """``{"error": ...}`` with the error's status; a 503 says when to retry."""
     headers = {"Retry-After": "1"} if error.status == 503 else {}
+    forget(error)  # answered: the request's frames need not outlive it
     return JSONResponse({"error": error.message}, status_code=error.status, headers=headers | error.headers)
+
+
+def forget(error: BaseException) -> None:
+    """Drop an answered error's traceback and context: they hold the frames of the request (its body, its
+    inflated pieces, its tensors) in a reference cycle that only the garbage collector's next pass, not the
+    end of the request, would free."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
 
 
 def internal_error(method: str, path: str, error: Exception) -> JSONResponse:

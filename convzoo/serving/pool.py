@@ -105,7 +105,8 @@ class Served:
         above the usual hands its arena memory back afterwards."""
         x = next(iter(feeds.values()))
         if self.tiled(x.shape):
-            out = np.stack([run_tiled(self.model, sample, tile=self.tile, batch=1) for sample in x.astype(np.float32)])
+            out = np.stack([run_tiled(self.model, sample, tile=self.tile, batch=1, shrink_arena=True)
+                            for sample in x.astype(np.float32)])
             return {self.outputs[0].name: out}
         shrink = self.cost([a.shape for a in feeds.values()]) > SHRINK_ABOVE_BYTES
         values = self.model.session.run(None, dict(feeds), shrinking_run_options() if shrink else None)

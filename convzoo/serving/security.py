@@ -73,6 +73,7 @@ class Guard:
         try:
             await self._guarded(scope, receive, tracked_send, reservation)
         except ProtocolError as e:
+            e.__traceback__ = e.__context__ = None  # the request's frames go now, not at the next GC pass
             if not started:
                 await send_error(send, e.status, e.message, [(k.lower().encode(), v.encode())
                                                              for k, v in e.headers.items()])
