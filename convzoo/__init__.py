@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from convzoo import api  # noqa: PLC0415 -- the lazy top-level API (PEP 562), not a cycle dodge
+        try:
+            from convzoo import api  # noqa: PLC0415 -- the lazy top-level API (PEP 562), not a cycle dodge
+        except ModuleNotFoundError as e:  # no ONNX Runtime build: say which extra brings one
+            from convzoo import extras  # noqa: PLC0415
 
+            if not (e.name and extras.optional(e.name)):
+                raise
+            raise extras.missing(e.name, "load", what=f"convzoo.{name}") from None
         return getattr(api, name)
     raise AttributeError(f"module 'convzoo' has no attribute {name!r}")

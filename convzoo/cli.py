@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from convzoo import __version__, catalogue, registry
+from convzoo import __version__, catalogue, extras, registry
 from convzoo.errors import ConvzooError
 
 
@@ -109,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     serve(host=args.host, port=args.port, store=_store(args), models=args.models.split(",") if args.models else None,
           threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms,
-          token=args.token, cors_origins=args.cors.split(",") if args.cors else None)
+          token=args.token, cors_origins=args.cors.split(",") if args.cors else None, log_format=args.log_format)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -146,7 +146,12 @@ def cmd_card(args: argparse.Namespace) -> None:
     store = _store(args)
     for name in args.names or [m.name for m in store.models()]:
         stored = store.get(name)
-        atomic_write_text(stored.card_path, render_card(stored))  # the card is not in the sha256: no swap needed
+        if registry.read_only(stored.folder.parent):  # the installed store: a copy with the new card, in the user's
+            from convzoo.packaging import update_manifest
+
+            stored = update_manifest(stored, {})
+        else:
+            atomic_write_text(stored.card_path, render_card(stored))  # the card is not in the sha256: no swap needed
         print(f"{name}: {stored.card_path}")
 
 
@@ -235,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--token", help="bearer token required on every route except health (or $CONVZOO_TOKEN)")
     c.add_argument("--cors", help="comma-separated browser origins allowed to call the API "
                                   "(default: none; or $CONVZOO_CORS_ORIGINS)")
+    c.add_argument("--log-format", choices=["json", "text"],
+                   help="json: one JSON object a line, uvicorn's included (default); text: plain lines "
+                        "(or $CONVZOO_LOG_FORMAT)")
 
     c = command("triton", cmd_triton, "write a Triton model repository from the store (no re-export)")
     c.add_argument("out", help="folder to write (one subfolder per model, with config.pbtxt)")
@@ -270,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except ConvzooError as e:
         print(f"convzoo: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional dependency: one sentence naming its extra, not a traceback
+        if not (e.name and extras.optional(e.name)):
+            raise
+        print(f"convzoo: error: {extras.missing(e.name, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("convzoo: interrupted", file=sys.stderr)

@@ -2,18 +2,24 @@
 
 Preprocessing comes from the file's own ``convzoo.preprocess`` metadata, never from the registry,
 so the number measured here is the number a user of the bare file gets.
+
+Measuring needs onnxruntime alone (``convzoo[cpu]``). Recording the result rewrites the model's ONNX
+metadata and card (onnx, huggingface_hub: ``convzoo[eval]``) and draws the confusion matrix
+(matplotlib); each that is missing is skipped with a line saying so. A model read from the installed
+(read-only) store is recorded in the user store (``registry.write_root_for``), never in site-packages.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from convzoo import registry
 from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
-from convzoo.packaging import update_manifest
 from convzoo.registry import Store, StoredModel
 from convzoo.segmentation_eval import evaluate_segmentation
 from convzoo.runtime import OnnxModel, load_model, normalize_batch
@@ -28,13 +34,20 @@ def batch_normalize(pixels: np.ndarray, model: OnnxModel) -> np.ndarray:
     return normalize_batch(pixels, pre)
 
 
-def predict_all(model: OnnxModel, pixels: np.ndarray) -> np.ndarray:
-    from tqdm import tqdm
+def note(line: str) -> None:
+    """A line for the person at the terminal (stderr: stdout holds the metrics as JSON)."""
+    print(f"convzoo eval: {line}", file=sys.stderr)
 
-    preds = []
-    for i in tqdm(range(0, len(pixels), BATCH), desc=f"eval {model.name}", unit="batch", leave=False):
-        preds.append(model.run(batch_normalize(pixels[i:i + BATCH], model)).argmax(1))
-    return np.concatenate(preds)
+
+def predict_all(model: OnnxModel, pixels: np.ndarray) -> np.ndarray:
+    starts = range(0, len(pixels), BATCH)
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 -- a progress bar where tqdm is installed; optional
+
+        starts = tqdm(starts, desc=f"eval {model.name}", unit="batch", leave=False)
+    except ImportError:
+        pass
+    return np.concatenate([model.run(batch_normalize(pixels[i:i + BATCH], model)).argmax(1) for i in starts])
 
 
 def classification_metrics(labels: list[str], truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
@@ -106,12 +119,30 @@ def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None 
     else:
         raise ConvzooError(f"{name} is a style network: it has no test metric; look at docs/style-contact-sheet.png")
     if write and not limit:
-        add_files = None
-        if confusion is not None:
-            title = f"{name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} test images"
+        record(stored, model, metrics, confusion)
+    return metrics
+
+
+def record(stored: StoredModel, model: OnnxModel, metrics: dict[str, Any], confusion: np.ndarray | None) -> None:
+    """Write ``metrics`` into the model's manifest, ONNX metadata and card, with the confusion matrix drawn."""
+    try:
+        from convzoo.packaging import update_manifest  # noqa: PLC0415 -- needs onnx and huggingface_hub: optional
+    except ModuleNotFoundError as e:
+        note(f"the metrics are not recorded in the store: recording rewrites model.onnx and its card, which needs "
+             f"{e.name} (pip install 'convzoo[eval]')")
+        return
+    add_files = None
+    if confusion is not None:
+        try:
+            import matplotlib  # noqa: F401, PLC0415 -- only the picture needs it
+        except ImportError:
+            note("confusion.png not drawn: matplotlib is not installed (pip install 'convzoo[eval]')")
+        else:
+            title = f"{stored.name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} test images"
             metrics["confusion_png"] = "confusion.png"
 
             def add_files(folder: Path) -> None:  # drawn into the staged folder, swapped in with the metrics
                 plot_confusion(confusion, model.labels, title, folder / "confusion.png")
-        update_manifest(stored, {}, metrics=metrics, add_files=add_files)
-    return metrics
+    root = registry.write_root_for(stored.folder.parent)
+    updated = update_manifest(stored, {}, metrics=metrics, add_files=add_files, root=root)
+    note(f"recorded in {updated.folder}")

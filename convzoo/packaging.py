@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from convzoo import __version__
 from convzoo.card import render_card
 from convzoo.registry import (CARD_FILE, MANIFEST_FILE, ONNX_FILE, StoredModel, atomic_write_json, atomic_write_text,
-                              check_manifest, sha256_file, staged_model_folder)
+                              check_manifest, sha256_file, staged_model_folder, write_root_for)
 from convzoo.types import ModelEntry, ModelMetadata
 
 
@@ -111,15 +111,18 @@ def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metric
 
 
 def update_manifest(stored: StoredModel, changes: Mapping[str, Any], metrics: Mapping[str, Any] | None = None,
-                    add_files: Callable[[Path], None] | None = None) -> StoredModel:
+                    add_files: Callable[[Path], None] | None = None, root: Path | None = None) -> StoredModel:
     """Merge ``changes`` (and ``metrics``) into a stored model's manifest, ONNX metadata and card.
 
     The new folder is built whole beside the old one (a copy, the ONNX file rewritten with the
     metrics, ``add_files(folder)`` for pictures, card, manifest last) and swapped in by one atomic
     rename, so a kill at any moment leaves the old model or the new one, each matching its sha256.
+    It lands in ``root``: by default the model's own store, unless that is the installed (read-only)
+    one, then ``$CONVZOO_HOME`` or the user store (``registry.write_root_for``).
     """
     manifest = dict(stored.manifest) | dict(changes)
-    root, name = stored.folder.parent, stored.name
+    root = Path(root) if root is not None else write_root_for(stored.folder.parent)
+    name = stored.name
     with staged_model_folder(root, name) as folder:
         shutil.copytree(stored.folder, folder, dirs_exist_ok=True, copy_function=shutil.copy2)
         onnx_path = folder / ONNX_FILE

@@ -35,8 +35,9 @@ from convzoo.zoo import ENTRIES
 
 __all__ = ["names", "entries", "get", "validate_name", "Store", "StoredModel", "BrokenModel", "check_manifest",
            "read_folder", "install_folder", "publish_folder", "clean_stale", "shipped_store", "user_store",
-           "default_roots", "write_root", "sha256_file", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_json", "staged_model_folder", "ONNX_FILE", "MANIFEST_FILE", "CARD_FILE"]
+           "default_roots", "write_root", "write_root_for", "read_only", "installed_store", "sha256_file",
+           "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "staged_model_folder", "ONNX_FILE",
+           "MANIFEST_FILE", "CARD_FILE"]
 
 # ----------------------------------------------------------------------------------------------
 # look-up
@@ -89,6 +90,30 @@ def default_roots() -> list[Path]:
 def write_root() -> Path:
     """Where exports land unless told otherwise: ``$CONVZOO_HOME`` or the user store."""
     return default_roots()[0]
+
+
+def installed_store() -> Path:
+    """The shipped models inside an installed package (site-packages/convzoo/_shipped): never written."""
+    return Path(__file__).resolve().parent / "_shipped"
+
+
+def read_only(root: Path) -> bool:
+    """Is ``root`` a store convzoo must not write: the installed package's, or one this user cannot write?
+    (A source checkout's ``models/`` is writable: it is where the shipped models are made.)"""
+    root = Path(root)
+    if root.resolve() == installed_store():
+        return True
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)  # a new folder: its nearest parent
+    return existing is not None and not os.access(existing, os.W_OK | os.X_OK)
+
+
+def write_root_for(root: Path) -> Path:
+    """Where a change to a model found in ``root`` is written (eval's metrics, a card, a quantized twin):
+    ``root`` itself, unless it is read-only; then ``$CONVZOO_HOME`` or the user store, which the search
+    reads before the shipped models, so the changed copy is the one found from then on."""
+    if not read_only(root):
+        return Path(root)
+    return next((r for r in (write_root(), user_store()) if not read_only(r)), user_store())
 
 
 def sha256_file(path: Path) -> str:

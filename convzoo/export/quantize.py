@@ -94,7 +94,7 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
         inputs = numpy_helper.to_array(onnx.load_tensor(str(test_folder / "input_0.pb")))
         session = cpu_session(int8)
         test_data = (inputs, session.run(None, {session.get_inputs()[0].name: inputs})[0])
-    root = write_root or base.folder.parent
+    root = write_root or registry.write_root_for(base.folder.parent)  # never into the installed store
     quant_info = {"base": name, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                   "MinMax calibration", "calibration_images": calibration_images, "fp32_accuracy": fp32_accuracy}
     # The twin is built, evaluated and finished in a private store outside the store, and is copied in
