@@ -16,7 +16,6 @@ person reads counts from 1, and graph nodes are numbered from 1 as people number
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from convzoo import convolution as cv
-from convzoo.demos import sizes
-from convzoo.demos.sizes import Size
+from convzoo import sizes
+from convzoo.sizes import Size
 from convzoo.errors import BadInputError
 
-# the by-hand limits are the page's, defined with their reasons in one place (convzoo.demos.sizes; issue 22)
+# the by-hand limits are the page's, defined with their reasons in one place (convzoo.sizes; issue 22)
 MAX_SIGNAL = sizes.SIGNAL_LENGTH
 MAX_NODES = sizes.GRAPH_NODES
 MAX_FRAMES = sizes.VOLUME_FRAMES

@@ -212,8 +212,12 @@ def _clean(value: object, what: str) -> str:
     return text
 
 
+def _shown(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
+
+
 def _range_text(low: float, high: float) -> str:
-    return f"{low:g} to {high:g}"
+    return f"{_shown(low)} to {_shown(high)}"
 
 
 def parse_number(value: object, what: str, low: float, high: float, *, integer: bool = False) -> float | int:
@@ -234,10 +238,12 @@ def parse_number(value: object, what: str, low: float, high: float, *, integer: 
             if not DECIMAL.fullmatch(text):
                 raise BadNumber(f"{what} must be a number such as 3 or -0.5, got {text!r}")
             number = float(text)  # any exponent: too large becomes inf, too small 0.0, both cheap
+            if math.isinf(number):
+                raise BadNumber(f"{what} must be from {_range_text(low, high)}, got {text[:24]}")
         if math.isnan(number) or math.isinf(number):
             raise BadNumber(f"{what} must be a finite number from {_range_text(low, high)}")
         if not low <= number <= high:
-            raise BadNumber(f"{what} must be from {_range_text(low, high)}, got {number:g}")
+            raise BadNumber(f"{what} must be from {_range_text(low, high)}, got {_shown(number)}")
     if integer:
         if number != math.floor(number):
             raise BadNumber(f"{what} must be a whole number, got {number:g}")

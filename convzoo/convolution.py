@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from convzoo import bounds
-from convzoo.demos.sizes import VALUE as MAX_VALUE  # the page's limits, in one place
+from convzoo.sizes import VALUE as MAX_VALUE  # the page's limits, in one place
 from convzoo.errors import BadInputError
 
 Pair = int | tuple[int, int]

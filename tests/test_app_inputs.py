@@ -22,7 +22,7 @@ from gradio.state_holder import SessionState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.demos.app import build_app
 from convzoo.demos.common import FAILED
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from convzoo import augment_preview as preview
 from convzoo import registry
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.demos.common import (SUGGESTED, dataset_of, enlarge, fashion_examples, model_choices, read_upload,
                                   readable_errors, served_file, skimage_photos)
 from convzoo.fashionize import fashionize

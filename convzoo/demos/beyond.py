@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from convzoo import beyond_grid as bg
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.demos.common import readable_errors, size_box
 
 fmt = bg.fmt

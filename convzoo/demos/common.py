@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from convzoo import bounds, catalogue, registry
-from convzoo.demos.sizes import Size
+from convzoo.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store, StoredModel
 from convzoo.runtime import to_rgb_or_gray

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.errors import BadInputError
 
 # label -> scikit-image loader name; all of these ship inside the scikit-image wheel

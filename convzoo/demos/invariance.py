@@ -10,10 +10,17 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo import bounds
-from convzoo.demos import augmentation, sizes
-from convzoo.demos.common import (as_sent, dataset_of, enlarge, fashion_examples, open_model_tab, readable_errors,
-                                  skimage_photos)
+from convzoo import bounds, sizes
+from convzoo.demos import augmentation
+from convzoo.demos.common import (
+    as_sent,
+    dataset_of,
+    enlarge,
+    fashion_examples,
+    open_model_tab,
+    readable_errors,
+    skimage_photos,
+)
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
 from convzoo.runtime import load_model, resize_for, softmax, to_rgb_or_gray

@@ -17,8 +17,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from fractions import Fraction
+from functools import partial
 from math import comb
 from typing import Any
 
@@ -27,16 +27,17 @@ import numpy as np
 from PIL import Image
 
 from convzoo import convolution as cv
-from convzoo.demos import beyond, common, examples, plots, sizes
+from convzoo import sizes
+from convzoo.demos import beyond, common, examples, plots
 from convzoo.demos.common import as_sent, read_upload, readable_errors, safe_image, size_box
-from convzoo.demos.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store
 from convzoo.runtime import load_model
+from convzoo.sizes import Size
 
 LETTERS = "ABCD"
 MAX_FILTERS = sizes.FILTERS.high
-MAX_SIDE = sizes.IMAGE_SIDE  # every limit of the views, with its reason: convzoo.demos.sizes (issue 22)
+MAX_SIDE = sizes.IMAGE_SIDE  # every limit of the views, with its reason: convzoo.sizes (issue 22)
 MAX_KERNEL = sizes.FILTER_SIDE
 POOLING = ("max", "average", "none")
 DEFAULT_FILTERS = 2  # shown at first; the slider and the buttons show up to MAX_FILTERS

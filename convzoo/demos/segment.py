@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from convzoo import bounds
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, as_sent, open_model_tab, readable_errors,
                                   safe_image, save_png, served_file)
 from convzoo.registry import Store

@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from convzoo import bounds
-from convzoo.demos import sizes
+from convzoo import sizes
 from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, as_sent, download_copy, open_model_tab,
                                   readable_errors, safe_image, served_file, skimage_photos)
 from convzoo.registry import Store
