@@ -22,8 +22,8 @@ system:              ## the Debian packages the tests need (Fashion-MNIST, Chrom
 test: venv system    ## the whole test suite
 	$(PY) -m pytest -q --durations=15
 
-test-fast: venv      ## the inner loop: every test not marked slow (no training, servers or browsers)
-	$(PY) -m pytest -q -m "not slow and not browser"
+test-fast: venv      ## the inner loop, under 30 s: the unit tier (torch-free, no servers, processes or browsers)
+	$(PY) -m pytest -q -m unit
 
 test-container: venv ## build the serving image with buildah from the Dockerfile and run it (about 2 minutes)
 	@bash scripts/system_packages.sh buildah podman debootstrap

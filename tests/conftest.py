@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,34 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"  # screenshots and other things a person may want to look at after a run
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FASHION_DIR = Path(os.environ.get("CONVZOO_DATA", "/usr/share/datasets/fashion-mnist"))
+
+
+UNIT_OPT_IN = "pytest.mark.unit"  # a module (pytestmark) or a test that belongs to the fast tier says so
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unit: torch-free, gradio-free, no servers or processes; `make test-fast` "
+                                       "(pytest -m unit) runs only these, in under 30 s with collection")
+    if _unit_tier(config):  # the tier stays honest: what it must not use cannot be imported or started
+        for heavy in ("torch", "torchvision", "gradio"):
+            sys.modules[heavy] = None  # type: ignore[assignment]
+        subprocess.Popen.__init__ = _no_processes  # type: ignore[method-assign]
+
+
+def _unit_tier(config: pytest.Config) -> bool:
+    return (config.getoption("markexpr", "") or "").strip() == "unit"
+
+
+def _no_processes(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("a unit test started a process; mark it slow instead of unit")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m unit``, a test module that marks nothing unit is not even imported: collecting the heavy
+    modules (torch, gradio) is most of the time a full collection takes."""
+    if _unit_tier(config) and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return UNIT_OPT_IN not in collection_path.read_text()
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from convzoo import beyond_grid as bg
 from convzoo.errors import BadInputError
 
+pytestmark = pytest.mark.unit  # torch-free, no servers or processes: `make test-fast`
+
 # multiples of 1/4 in [-2, 2]: their sums of products are exact in float64, so torch can be compared with ==
 quarters = st.integers(-8, 8).map(lambda n: Fraction(n, 4))
 CHECKS = settings(max_examples=150, deadline=None)

@@ -19,6 +19,7 @@ CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 A_GPU = ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("packages, providers, gpus, session, used, why, todo", [
     ({"onnxruntime": "1.22.0", "onnxruntime-gpu": "1.22.0"}, CUDA, A_GPU, CUDA, False, "both", "pip uninstall"),
     ({"onnxruntime": None, "onnxruntime-gpu": None}, [], A_GPU, None, False, "no onnxruntime", "convzoo[cpu]"),

@@ -10,6 +10,8 @@ from convzoo.errors import BadInputError
 from convzoo.fashionize import fashionize
 from convzoo.runtime import load_model
 
+pytestmark = pytest.mark.unit  # torch-free, no servers or processes: `make test-fast`
+
 TABLE = (206, 188, 164)  # a light wooden table
 INK = (38, 36, 44)  # a dark product
 

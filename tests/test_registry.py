@@ -17,6 +17,7 @@ from convzoo.runtime import load_model
 from tinystore import build_tiny_store, tiny_classifier
 
 
+@pytest.mark.unit
 def test_names_are_unique_and_valid():
     names = registry.names()
     assert len(names) == len(set(names))
@@ -24,6 +25,7 @@ def test_names_are_unique_and_valid():
         registry.validate_name(name)
 
 
+@pytest.mark.unit
 def test_every_classic_architecture_has_both_sizes():
     archs = {e.arch for e in registry.entries()}
     for arch in ("alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "googlenet", "resnet18"):
@@ -31,6 +33,7 @@ def test_every_classic_architecture_has_both_sizes():
     assert {"lenet5", "unet", "transformer_net"} <= archs
 
 
+@pytest.mark.unit
 def test_heads_are_sized_by_labels():
     for entry in registry.entries():
         if entry.task == "classification":
@@ -39,40 +42,47 @@ def test_heads_are_sized_by_labels():
         assert len(entry.preprocess.mean) == len(entry.preprocess.std) == entry.in_channels, entry.name
 
 
+@pytest.mark.unit
 def test_unknown_name_suggests_close_ones():
     with pytest.raises(UnknownModelError, match="did you mean lenet5-fashion"):
         registry.get("lenet5-fashon")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bad", ["../etc/passwd", "a/b", "", "UPPER", ".hidden", "x" * 80])
 def test_names_that_could_leave_the_store_are_refused(bad, tmp_path):
     with pytest.raises(UnknownModelError):
         registry.Store(tmp_path).find(bad)
 
 
+@pytest.mark.unit
 def test_preprocess_round_trips_through_json():
     for entry in registry.entries():
         again = types.Preprocess.from_json(json.loads(json.dumps(entry.preprocess.to_json())))
         assert again == entry.preprocess
 
 
+@pytest.mark.unit
 def test_store_search_order_first_root_wins(tmp_path):
     first, second = build_tiny_store(tmp_path / "a"), build_tiny_store(tmp_path / "b")
     both = registry.Store([first.roots[0], second.roots[0]])
     assert both.get("tiny-fashion").folder == first.roots[0] / "tiny-fashion"
 
 
+@pytest.mark.unit
 def test_convzoo_home_comes_first(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVZOO_HOME", str(tmp_path))
     roots = registry.default_roots()
     assert roots[0] == tmp_path and roots[-1] == registry.shipped_store()
 
 
+@pytest.mark.unit
 def test_missing_model_says_how_to_get_it(tmp_path):
     with pytest.raises(ModelNotInStoreError, match="convzoo train lenet5-fashion"):
         registry.Store(tmp_path).get("lenet5-fashion")
 
 
+@pytest.mark.unit
 def test_corrupt_file_is_refused_with_its_sha(tmp_path):
     store = build_tiny_store(tmp_path)
     path = store.get("tiny-fashion").onnx_path
@@ -83,6 +93,7 @@ def test_corrupt_file_is_refused_with_its_sha(tmp_path):
         load_model("tiny-fashion", registry.Store(tmp_path))
 
 
+@pytest.mark.unit
 def test_interrupted_write_leaves_the_old_model(tmp_path):
     from convzoo.packaging import write_model
 
@@ -123,6 +134,7 @@ def test_registry_store_and_cli_list_work_without_torch(tmp_path):
     assert "resnet18-fashion" in out.stdout and "googlenet-imagenet" in out.stdout
 
 
+@pytest.mark.unit
 def test_cli_info_and_user_errors(tmp_path, capsys):
     assert main(["info", "lenet5-fashion", "--store", str(tmp_path)]) == 0
     assert "LeCun" in capsys.readouterr().out
@@ -130,6 +142,7 @@ def test_cli_info_and_user_errors(tmp_path, capsys):
     assert "no model named 'no-such-model'" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 def test_cli_list_shows_store_contents(tmp_path, capsys):
     store = build_tiny_store(tmp_path)
     assert main(["list", "--store", str(store.roots[0]), "--task", "segmentation"]) == 0

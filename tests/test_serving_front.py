@@ -238,6 +238,7 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding(http):
     assert http.post("/v1/models/tiny-fashion/predict", content=ordinary.getvalue()).status_code == 200
 
 
+@pytest.mark.unit
 def test_the_one_reader_refuses_by_bytes_and_pixels_before_decoding():
     with pytest.raises(TooLarge, match="173 bytes, more than the limit of 100"):
         open_image(png(Image.new("L", (28, 28))) + b"\0" * 100, ImageLimits(max_bytes=100))
@@ -297,6 +298,7 @@ def test_fp16_integers_past_its_range_are_refused_like_floats(http):
     assert response.status_code == 400 and "outside the range of FP16" in response.json()["error"]
 
 
+@pytest.mark.unit
 def test_parse_count_refuses_what_int_would_choke_on():
     assert parse_count(b"123", "n") == 123
     for bad in ("\u00b2", "\u0661\u0662", " 12", "-1", "", "9" * 19):

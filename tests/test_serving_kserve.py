@@ -222,6 +222,7 @@ def _recording_run(calls):
     return run
 
 
+@pytest.mark.unit
 def test_batcher_merges_concurrent_requests_and_keeps_order():
     calls: list[int] = []
     batcher = Batcher("m", _recording_run(calls), max_batch=8, delay_s=0.05)
@@ -238,6 +239,7 @@ def test_batcher_merges_concurrent_requests_and_keeps_order():
         np.testing.assert_array_equal(out["y"], x * 2)
 
 
+@pytest.mark.unit
 def test_batcher_respects_max_batch_and_shapes():
     calls: list[int] = []
     batcher = Batcher("m", _recording_run(calls), max_batch=4, delay_s=0.05)
@@ -256,6 +258,7 @@ def test_batcher_respects_max_batch_and_shapes():
         np.testing.assert_array_equal(outs[i]["y"], np.full((2, 3), 2 * i))
 
 
+@pytest.mark.unit
 def test_a_failing_request_fails_alone():
     calls: list[int] = []
     batcher = Batcher("m", _recording_run(calls), max_batch=8, delay_s=0.05)
@@ -275,6 +278,7 @@ def test_a_failing_request_fails_alone():
     assert calls[0] == 3  # tried merged first, then one by one
 
 
+@pytest.mark.unit
 def test_delay_zero_turns_batching_off():
     calls: list[int] = []
     batcher = Batcher("m", _recording_run(calls), max_batch=8, delay_s=0)
@@ -290,11 +294,13 @@ def test_delay_zero_turns_batching_off():
 # the codec on its own
 
 
+@pytest.mark.unit
 def test_bytes_tensor_round_trip():
     items = [b"", b"a", "é:3:Coat".encode(), bytes(range(256))]
     assert deserialize_bytes(serialize_bytes(items)) == items
 
 
+@pytest.mark.unit
 def test_exact_sources_are_lossless():
     assert exact_sources("FP32")[0] == "FP32"
     assert {"FP16", "UINT8", "INT8", "INT16", "UINT16"} <= set(exact_sources("FP32"))
@@ -302,6 +308,7 @@ def test_exact_sources_are_lossless():
     assert exact_sources("INT64") == ["INT64", "UINT8", "UINT16", "UINT32", "INT8", "INT16", "INT32"]
 
 
+@pytest.mark.unit
 def test_decode_two_inputs_and_encode_binary_response():
     specs = [TensorSpec("a", "INT64", (-1, 2)), TensorSpec("b", "FP16", (-1, 3))]
     outs = [TensorSpec("y", "FP32", (-1, 4))]
@@ -361,6 +368,7 @@ def parsed(text: bytes):
     return payload
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(value=JSON_VALUES, compact=st.booleans(), ascii_only=st.booleans())
 def test_fast_json_parse_equals_the_exact_parse(value, compact, ascii_only):
@@ -370,6 +378,7 @@ def test_fast_json_parse_equals_the_exact_parse(value, compact, ascii_only):
     assert parsed(text) == exact(text)
 
 
+@pytest.mark.unit
 @settings(max_examples=100, deadline=None)
 @given(digits=st.integers(21, 6000), where=st.sampled_from(["data", "shape", "id", "parameter"]))
 def test_an_integer_past_64_bits_is_refused_before_int_reads_it(digits, where):
@@ -385,6 +394,7 @@ def test_an_integer_past_64_bits_is_refused_before_int_reads_it(digits, where):
     assert refused.value.status == 400
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(value=st.dictionaries(st.text(max_size=4), JSON_VALUES, min_size=1, max_size=5), data=st.data())
 def test_a_repeated_key_is_refused_wherever_it_is(value, data):
@@ -400,6 +410,7 @@ def test_a_repeated_key_is_refused_wherever_it_is(value, data):
         split_body(text, None)
 
 
+@pytest.mark.unit
 def test_json_the_fast_parser_refuses_takes_the_exact_path():
     assert parsed(b'{"inputs": [NaN, Infinity, -Infinity]}')["inputs"][0] != 0  # the standard library's extension
     assert parsed(b'{"n": 12345678901234567890}')["n"] == 12345678901234567890  # past int64, still 20 digits
@@ -408,6 +419,7 @@ def test_json_the_fast_parser_refuses_takes_the_exact_path():
         split_body(b'{"a": }', None)
 
 
+@pytest.mark.unit
 def test_outputs_encode_finite_values_exactly_and_non_finite_as_triton_does():
     request = DecodedRequest(None, {}, [OutputRequest("y", False, 0)], 1)
     y = np.random.default_rng(0).normal(size=(1, 10)).astype(np.float32)
@@ -420,6 +432,7 @@ def test_outputs_encode_finite_values_exactly_and_non_finite_as_triton_does():
     assert np.isnan(out[3]) and out[4] == np.inf
 
 
+@pytest.mark.unit
 def test_classify_without_labels_uses_index_only():
     out = classify(np.array([[0.1, 0.9, 0.5]], np.float32), 2, labels=())
     assert [item.decode() for item in out[0]] == ["0.900000:1", "0.500000:2"]
