@@ -168,6 +168,15 @@ def cmd_pull(args: argparse.Namespace) -> None:
     print(f"pulled {args.repo} as {stored.name} into {stored.folder} (sha256 {stored.sha256} verified)")
 
 
+def cmd_space(args: argparse.Namespace) -> None:
+    from convzoo.space import assemble
+
+    files = assemble(Path(args.dir), replace=args.replace)
+    size = sum((Path(args.dir) / f).stat().st_size for f in files)
+    print(f"the Space's {len(files)} files ({size / 2**20:.1f} MiB) are in {args.dir}; publish them with\n"
+          f"  hf upload ORG/NAME {args.dir} . --repo-type space")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convzoo", description="Classic CNNs: train, export to ONNX, evaluate, serve, demo.")
     p.add_argument("--version", action="version", version=f"convzoo {__version__}")
@@ -264,6 +273,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("repo", help="ORG/NAME on the Hub")
     c.add_argument("--revision", help="branch, tag or commit (default: main)")
     c.add_argument("--store", help="store folder to install into (default: $CONVZOO_HOME or ~/.cache/convzoo)")
+
+    c = command("space", cmd_space, "assemble the Hugging Face Space's files in a folder (from a source checkout)",
+                store=False)
+    c.add_argument("dir", help="folder to write: absent, empty, or a clone of the Space holding only .git")
+    c.add_argument("--replace", action="store_true", help="first remove everything in the folder but .git")
 
     c = command("demo", cmd_demo, "launch the Gradio app")
     c.add_argument("--host", default="127.0.0.1")
