@@ -1,7 +1,7 @@
 # convzoo serve on the shipped store: KServe v2 / Open Inference Protocol on port 8080, no torch, non-root.
-#   docker build -t convzoo:0.1.0 .
-#   docker run --rm -p 8080:8080 convzoo:0.1.0
-#   docker run --rm -p 8080:8080 -v "$PWD/store:/mnt/models:ro" convzoo:0.1.0   # your models before the shipped
+#   make image      # = docker build -t ghcr.io/convzoo/convzoo:0.1.0 -f Dockerfile .  (the tag deploy/kserve/ names)
+#   docker run --rm -p 8080:8080 ghcr.io/convzoo/convzoo:0.1.0
+#   docker run --rm -p 8080:8080 -v "$PWD/store:/mnt/models:ro" ghcr.io/convzoo/convzoo:0.1.0   # your models first
 # The GPU variant is Dockerfile.gpu; the KServe manifests in deploy/ run either.
 ARG BASE=python:3.12-slim
 

@@ -2,8 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,train,serve,demo,dev
+# The serving image as deploy/kserve/ names it: $(IMAGE):$(VERSION) and $(IMAGE):$(VERSION)-gpu, the version read from
+# convzoo/__init__.py. Built by the first of docker, podman and buildah found (BUILDER=... to choose).
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' convzoo/__init__.py)
+IMAGE ?= ghcr.io/convzoo/convzoo
+BUILDER ?= $(firstword $(foreach tool,docker podman buildah,$(shell command -v $(tool) 2>/dev/null)))
 
-.PHONY: demo test test-fast test-container system venv lenet clean
+.PHONY: demo test test-fast test-container system venv lenet clean image image-gpu floors
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +33,17 @@ test-fast: venv      ## the inner loop, under 30 s: the unit tier (torch-free, n
 test-container: venv ## build the serving image with buildah from the Dockerfile and run it (about 2 minutes)
 	@bash scripts/system_packages.sh buildah podman debootstrap
 	$(PY) -m pytest -q -m container tests/test_container.py
+
+image:               ## build the serving image the KServe manifests name: $(IMAGE):$(VERSION) (Dockerfile)
+	@test -n "$(BUILDER)" || { echo "make image: no docker, podman or buildah here; install one or set BUILDER"; exit 1; }
+	$(BUILDER) build -t $(IMAGE):$(VERSION) -f Dockerfile .
+
+image-gpu:           ## the CUDA variant: $(IMAGE):$(VERSION)-gpu (Dockerfile.gpu)
+	@test -n "$(BUILDER)" || { echo "make image-gpu: no docker, podman or buildah here; install one or set BUILDER"; exit 1; }
+	$(BUILDER) build -t $(IMAGE):$(VERSION)-gpu -f Dockerfile.gpu .
+
+floors: venv        ## install the declared lower bounds in fresh venvs and run the torch-free commands (10-20 min)
+	$(PY) scripts/check_floors.py
 
 lenet: venv          ## train, export and evaluate LeNet-5 on Fashion-MNIST into ./store
 	$(VENV)/bin/convzoo train lenet5-fashion --epochs 15 --out runs

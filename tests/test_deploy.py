@@ -142,3 +142,21 @@ def test_the_images_health_check_passes_against_a_real_server_as_the_container_r
     # uvicorn finishes its shutdown, then re-raises the SIGTERM it caught, as a process manager expects
     assert server.returncode in (0, -signal.SIGTERM)
     assert "Finished server process" in server.stdout.read()
+
+
+def test_the_manifests_name_the_image_make_image_builds():
+    """deploy/kserve's images are the tags `make image` and `make image-gpu` give (the package version), so the
+    manifests never name an image that nothing builds (issue 24). The build itself is test_container.py's."""
+    from convzoo import __version__
+
+    built = {}
+    for target in ("image", "image-gpu"):
+        dry = subprocess.run(["make", "-n", target, "BUILDER=builder"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+        [command] = [line for line in dry.splitlines() if line.startswith("builder build")]
+        words = shlex.split(command)
+        built[words[words.index("-f") + 1]] = words[words.index("-t") + 1]
+    assert built == {"Dockerfile": f"ghcr.io/convzoo/convzoo:{__version__}",
+                     "Dockerfile.gpu": f"ghcr.io/convzoo/convzoo:{__version__}-gpu"}
+    assert runtime_container("convzoo")["image"] == built["Dockerfile"]
+    assert runtime_container("convzoo-gpu")["image"] == built["Dockerfile.gpu"]
