@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convzoo import __version__
+from convzoo import __version__, extras
 from convzoo.registry import BrokenModel, Store
 
 PACKAGES = ("onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "pillow", "huggingface_hub", "gradio", "fastapi",
@@ -97,9 +97,16 @@ class Report:
     probe_providers: list[str] | None
     cuda: CudaVerdict
     stores: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, list[str]] = field(default_factory=dict)  # extra -> its modules missing here
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def extras_missing() -> dict[str, list[str]]:
+    """Each extra with the modules of it that cannot be imported here (none: it is installed). cpu stands for
+    gpu too: both bring the module onnxruntime."""
+    return {name: [m for m in modules if extras.absent(m)] for name, modules in extras.EXTRAS.items() if name != "gpu"}
 
 
 def report(store: Store | None = None) -> Report:
@@ -122,7 +129,8 @@ def report(store: Store | None = None) -> Report:
     return Report(python=platform.python_version(), platform=platform.platform(), convzoo=__version__,
                   packages=packages, onnxruntime_device=device, providers=providers, gpus=gpus,
                   probe_model=probe_model, probe_providers=probe_providers,
-                  cuda=cuda_verdict(packages, providers, gpus, probe_providers), stores=stores)
+                  cuda=cuda_verdict(packages, providers, gpus, probe_providers), stores=stores,
+                  extras=extras_missing())
 
 
 def render(r: Report) -> list[str]:
@@ -133,6 +141,10 @@ def render(r: Report) -> list[str]:
     torch = r.packages.get("torch")
     lines.append(f"  torch is {'present' if torch else 'absent'}: needed only to train and export; "
                  "serving, the app and the Python API run without it")
+    lines += ["", "[bold]extras[/bold] (pip install 'convzoo[NAME]')"]
+    for name, missing in r.extras.items():
+        label = "cpu, gpu" if name == "cpu" else name
+        lines.append(f"  {label:<16} " + ("installed" if not missing else f"[dim]missing {', '.join(missing)}[/dim]"))
     lines += ["", "[bold]onnxruntime[/bold]",
               f"  build: {r.onnxruntime_device or 'not importable'}; providers: {', '.join(r.providers) or '-'}",
               f"  GPUs seen: {'; '.join(r.gpus) or 'none'}"]

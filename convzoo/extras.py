@@ -42,7 +42,7 @@ NEEDS: dict[str, tuple[tuple[str, ...], bool, str | None]] = {
     "pull": (("huggingface_hub",), False, "hub"),
     "train": (("torch", "torchvision", "tqdm"), False, "train"),
     "export": (("torch", "onnx", "onnxscript", "huggingface_hub"), True, "train"),
-    "bench": (("torch",), True, "train"),
+    "bench": (("onnx",), True, "eval"),  # PyTorch's column is left out where torch is missing
     "load": ((), True, None),
 }
 
