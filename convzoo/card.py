@@ -8,11 +8,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from convzoo import tasks
 from convzoo.registry import StoredModel
 
 LICENSE = "mit"  # the weights are ours, trained on openly licensed data (credited in each card)
-PIPELINE_TAGS = {"classification": "image-classification", "segmentation": "image-segmentation",
-                 "style": "image-to-image"}
 HUB_DATASETS = {  # registry dataset -> (Hugging Face Hub dataset id, display name); the Hub links the id
     "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
     "mnist": ("ylecun/mnist", "MNIST"),
@@ -48,11 +47,7 @@ def ten_lines(stored: StoredModel) -> str:
         'x = (x * pre["scale"] - np.array(pre["mean"], np.float32)[:, None, None]) / np.array(pre["std"], np.float32)[:, None, None]\n'
         "out = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]\n"
     )
-    tail = {
-        "classification": 'print(json.loads(meta["convzoo.labels"])[int(out.argmax())])\n',
-        "segmentation": 'Image.fromarray((out[0].argmax(0) * 255).astype(np.uint8)).save("mask.png")\n',
-        "style": 'Image.fromarray(out[0].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)).save("styled.png")\n',
-    }[task]
+    tail = tasks.get(task).ten_lines
     return head + tail
 
 
@@ -135,7 +130,7 @@ def eval_results(stored: StoredModel) -> list[EvalResult]:
     """The measured metrics as the Hub's model-index reads them (nothing for a model not yet evaluated)."""
     entry, metrics = stored.manifest["entry"], stored.manifest.get("metrics", {})
     dataset_id, dataset_name = HUB_DATASETS.get(entry["dataset"], (entry["dataset"], entry["dataset"]))
-    return [EvalResult(task_type=PIPELINE_TAGS[entry["task"]], dataset_type=dataset_id, dataset_name=dataset_name,
+    return [EvalResult(task_type=tasks.get(entry["task"]).pipeline_tag, dataset_type=dataset_id, dataset_name=dataset_name,
                        dataset_split=str(metrics.get("split", "test")), metric_type=key, metric_value=metrics[key],
                        metric_name=label)
             for key, label in EVAL_METRICS.items() if isinstance(metrics.get(key), (int, float))]
@@ -146,7 +141,7 @@ def front_matter(stored: StoredModel) -> ModelCardData:
     entry = stored.manifest["entry"]
     hub_dataset = HUB_DATASETS.get(entry["dataset"], (None, None))[0]
     return ModelCardData(
-        license=LICENSE, library_name="onnx", pipeline_tag=PIPELINE_TAGS[entry["task"]],
+        license=LICENSE, library_name="onnx", pipeline_tag=tasks.get(entry["task"]).pipeline_tag,
         tags=["onnx", "convzoo", entry["task"], entry["arch"], entry["dataset"]],
         datasets=[hub_dataset] if hub_dataset and "/" in hub_dataset else None,
         model_name=stored.name, eval_results=eval_results(stored) or None)

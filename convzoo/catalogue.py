@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from convzoo import registry
+from convzoo import registry, tasks
 from convzoo.errors import UnknownModelError
 from convzoo.registry import BrokenModel, Store, StoredModel
 
 # the metric a row shows, in order of preference: what each task's papers report
-HEADLINE_METRICS = (("accuracy", "accuracy"), ("top1", "accuracy"), ("pixel_error", "pixel error"), ("dice", "Dice"))
+HEADLINE_METRICS = tuple((m.key, m.label) for task in tasks.TASKS.values() for m in task.metrics)  # each task's, in order
 COLUMNS = ("name", "task", "dataset", "params", "MACs", "metric", "ONNX size", "sha256", "in store")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-from convzoo import bounds
+from convzoo import bounds, tasks
 from convzoo.errors import BadInputError, IntegrityError
 from convzoo.registry import Store
 from convzoo.types import ModelMetadata, Preprocess
@@ -126,7 +126,7 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[
     return [Prediction(labels[i] if i < len(labels) else str(i), int(i), float(probabilities[i])) for i in order]
 
 
-MIN_STYLE_SIDE = 16
+MIN_STYLE_SIDE = tasks.get("style").min_side
 
 
 def style_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from convzoo import hub
-from convzoo.card import EVAL_METRICS, PIPELINE_TAGS, render_card
+from convzoo import hub, tasks
+from convzoo.card import EVAL_METRICS, render_card
 from convzoo.errors import IntegrityError
 from convzoo.registry import Store, shipped_store
 
@@ -28,9 +28,9 @@ def test_every_shipped_card_is_hub_ready_and_reports_the_manifest_metrics(name):
     entry, metrics = stored.manifest["entry"], stored.manifest.get("metrics", {})
     assert card.data.license == "mit"
     assert card.data.library_name == "onnx"
-    assert card.data.pipeline_tag == PIPELINE_TAGS[entry["task"]]
+    assert card.data.pipeline_tag == tasks.get(entry["task"]).pipeline_tag
     reported = {(r.metric_type, r.metric_value, r.dataset_split, r.task_type) for r in card.data.eval_results or []}
-    expected = {(key, metrics[key], metrics.get("split", "test"), PIPELINE_TAGS[entry["task"]])
+    expected = {(key, metrics[key], metrics.get("split", "test"), tasks.get(entry["task"]).pipeline_tag)
                 for key in EVAL_METRICS if isinstance(metrics.get(key), (int, float))}
     assert reported == expected
     if entry["task"] != "style":  # every classifier and the U-Net were evaluated on real data

@@ -27,7 +27,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo import bounds, catalogue, registry
+from convzoo import bounds, catalogue, registry, tasks
 from convzoo.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import Store, StoredModel
@@ -243,7 +243,7 @@ def model_choices(store: Store, task: str) -> list[tuple[str, str]]:
         return []
 
 
-SUGGESTED = {"classification": "lenet5-fashion", "segmentation": "unet-membranes", "style": "style-starry-night"}
+SUGGESTED = {name: task.suggested for name, task in tasks.TASKS.items()}
 
 
 def missing_model_text(task: str, store: Store) -> str:

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from convzoo import tasks
 from convzoo.errors import ConvzooError, IntegrityError
 from convzoo.registry import Store, StoredModel, validate_name
-from convzoo.runtime import MIN_STYLE_SIDE, load_model, plan_tiles, run_tiled, shrinking_run_options
+from convzoo.runtime import load_model, plan_tiles, run_tiled, shrinking_run_options
 from convzoo.serving.batching import Batcher
 from convzoo.serving.memory import measure_peak
 from convzoo.serving.tensors import DATATYPES, ORT_TYPES, ProtocolError, TensorSpec
@@ -70,11 +71,11 @@ class Served:
 
     @property
     def min_side(self) -> int:
-        return MIN_STYLE_SIDE if self.task == "style" else 1
+        return tasks.get(self.task).min_side if self.task else 1
 
     def tiled(self, shape: Sequence[int]) -> bool:
-        """Whether an input of ``shape`` runs tile by tile (segmentation larger than one tile)."""
-        return (self.task == "segmentation" and len(self.inputs) == 1 and len(shape) == 4
+        """Whether an input of ``shape`` runs tile by tile (a task that tiles, larger than one tile)."""
+        return (self.task is not None and tasks.get(self.task).tiled and len(self.inputs) == 1 and len(shape) == 4
                 and shape[2] * shape[3] > self.tile * self.tile)
 
     def cost(self, shapes: Sequence[Sequence[int]], *, tiled: bool | None = None,
@@ -252,7 +253,7 @@ class Pool:
         feeds = warmup_feeds(served)
         outputs = served.run(feeds)
         served.outputs_per_value = sum(a.size for a in outputs.values()) / sum(a.size for a in feeds.values())
-        if served.task == "segmentation" and len(served.inputs) == 1:
+        if served.task is not None and tasks.get(served.task).tiled and len(served.inputs) == 1:
             plan_tiles(served.model, served.inputs[0].shape[1] if served.inputs[0].shape[1] > 0 else 1,
                        served.tile, served.tile, served.tile)
 
