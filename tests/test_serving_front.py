@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rawhttp import address, exchange
+
 from convzoo.bounds import ImageLimits, TooLarge, jpeg_scans, open_image, parse_count
 from convzoo.serving import create_app
 from convzoo.serving.background import running
@@ -48,30 +50,6 @@ def server(app):
 def http(server):
     with httpx.Client(base_url=server, timeout=30) as client:
         yield client
-
-
-def address(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").split(":")
-    return host, int(port)
-
-
-def exchange(url: str, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send raw bytes, read the answer until the server closes or is silent for ``timeout``."""
-    with socket.create_connection(address(url), timeout=timeout) as sock:
-        try:
-            sock.sendall(data)
-        except OSError:  # the server answered and closed while we were still sending
-            pass
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def status_and_error(answer: bytes) -> tuple[int, str]:

@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
+from rawhttp import exchange
+
 from convzoo.runtime import load_model, run_tiled
 from convzoo.serving import create_app
 from convzoo.serving.background import running
@@ -285,19 +287,7 @@ def test_the_corpus_was_big_and_the_server_lives_on(http):
 
 
 def raw_exchange(url: str, data: bytes, timeout: float = 5.0) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+    return exchange(url, data, timeout)
 
 
 @pytest.mark.parametrize("raw", [
