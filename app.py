@@ -1,9 +1,10 @@
 """Hugging Face Space entry point: the convzoo app on the models shipped in ``models/``.
 
-A Gradio Space runs ``python app.py`` from the repository root after installing ``requirements.txt``
-(no torch: demos run on onnxruntime). The Space's files are this file, ``requirements.txt``,
-``README.md`` (its YAML header configures the Space), the ``convzoo/`` package and ``models/``;
-convzoo is imported from the checkout, not installed. Locally: ``python app.py`` or ``convzoo demo``.
+A Gradio Space runs ``python app.py`` from its root after installing ``requirements.txt`` (no torch:
+demos run on onnxruntime). ``convzoo space DIR`` assembles the Space's files: this file,
+``requirements.txt``, a README.md whose YAML header configures the Space (``convzoo.space.HEADER``),
+``.gitattributes``, the ``convzoo/`` package and ``models/``; convzoo is imported from the folder, not
+installed. Locally: ``python app.py`` or ``convzoo demo``.
 """
 
 from __future__ import annotations
