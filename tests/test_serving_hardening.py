@@ -14,6 +14,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -345,11 +346,17 @@ def test_unknown_named_model_is_refused_at_start(tiny_store):
 
 
 def test_metrics_and_one_log_line_per_request(http, caplog):
+    def request_lines() -> list[dict]:
+        return [line for line in (json.loads(r.getMessage()) for r in caplog.records
+                                  if r.getMessage().startswith("{")) if line["event"] == "request"]
+
     with caplog.at_level(logging.INFO, logger="convzoo.serving"):
         http.post(INFER, json={"inputs": [tensor()]}, headers={"X-Request-ID": "trace-42"})
-        http.post(INFER, json={"inputs": [tensor(shape=(1, 28, 28))]})
-    lines = [line for line in (json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{"))
-             if line["event"] == "request"]
+        http.post(INFER, json={"inputs": [tensor(shape=(1, 28, 28))]}, headers={"X-Request-ID": "trace-43"})
+        deadline = time.monotonic() + 5  # the server writes a request's line after its answer has gone out
+        while {"trace-42", "trace-43"} - {line["id"] for line in request_lines()} and time.monotonic() < deadline:
+            time.sleep(0.02)
+    lines = request_lines()
     ok = next(line for line in lines if line["id"] == "trace-42")
     assert ok["route"] == "/v2/models/{name}/infer" and ok["model"] == "tiny-fashion" and ok["status"] == 200
     assert ok["ms"] > 0 and ok["bytes_in"] > 0
