@@ -151,6 +151,16 @@ def load_image(image: Image.Image, what: str = "the image") -> Image.Image:
     return upright if upright is not None else image
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's size once ``load_image`` turns it upright, from its header: EXIF orientations 5 to 8
+    turn the picture a quarter."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 -- a broken EXIF block is ignored, as exif_transpose ignores it
+        orientation = 1
+    return (image.height, image.width) if orientation in (5, 6, 7, 8) else image.size
+
+
 def read_image(source: bytes | str | Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
     """An image from its bytes or a file, checked (bytes, pixels, scans) before it is decoded, then
     decoded upright. The one reader of the service, the Python API and the app."""

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image
 
 from convzoo import catalogue
-from convzoo.bounds import SERVICE_FORMATS, ImageLimits, decode_cost, load_image, open_image
+from convzoo.bounds import SERVICE_FORMATS, ImageLimits, decode_cost, load_image, open_image, upright_size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import BrokenModel
 from convzoo.runtime import segment_tiled, softmax, style_size, top_k
@@ -96,19 +96,10 @@ async def read_upload(request: Request, limits: Limits, cost: Callable[[int, int
     if not data:
         raise ProtocolError(400, "no image: send a PNG, JPEG or WebP as the body, or as multipart field 'image'")
     image = await run_in_threadpool(open_upload, data, image_limits(limits))
-    width, height = _upright_size(image)
+    width, height = upright_size(image)
     await reservation_of(request).grow(decode_cost(image), "decoding this image")
     await cost(width, height)
     return await run_in_threadpool(decode_upload, image)
-
-
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    """The size once the EXIF orientation is applied: orientations 5 to 8 turn the picture a quarter."""
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 -- a broken EXIF block is ignored, as exif_transpose ignores it
-        orientation = 1
-    return (image.height, image.width) if orientation in (5, 6, 7, 8) else image.size
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -33,6 +33,7 @@ from convzoo.serving.tensors import (
     decode_request,
     decompress,
     encode_response,
+    forget,
     json_length,
     split_body,
 )
@@ -61,13 +62,6 @@ def error_response(error: ProtocolError) -> JSONResponse:
     headers = {"Retry-After": "1"} if error.status == 503 else {}
     forget(error)  # answered: the request's frames need not outlive it
     return JSONResponse({"error": error.message}, status_code=error.status, headers=headers | error.headers)
-
-
-def forget(error: BaseException) -> None:
-    """Drop an answered error's traceback and context: they hold the frames of the request (its body, its
-    inflated pieces, its tensors) in a reference cycle that only the garbage collector's next pass, not the
-    end of the request, would free."""
-    error.__traceback__ = error.__context__ = error.__cause__ = None
 
 
 def internal_error(method: str, path: str, error: Exception) -> JSONResponse:
@@ -252,8 +246,7 @@ async def _infer(pool: Pool, limits: Limits, served: Served, request: Request) -
             # inflated off the event loop, never past what a valid request to this model can be
             limit = (largest_request(served, limits) if header_length is not None
                      else min(limits.max_json, limits.max_body))
-            # twice: the inflated pieces and their joined copy live together for a moment (measured by
-            # benchmarks/hostile.py: 8 bombs in flight peaked at 2.1 GB while reserving them once)
+            # twice: the inflated pieces and their joined copy live together for a moment
             await reservation.grow(2 * limit, "the inflated body")
             body = await run_in_threadpool(decompress, body, encoding, limit)
         json_part = len(body) if declared_json is None else declared_json

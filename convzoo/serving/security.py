@@ -15,7 +15,7 @@ from convzoo.bounds import parse_count
 from convzoo.errors import BadInputError
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import MemoryBudget, Reservation
-from convzoo.serving.tensors import ProtocolError
+from convzoo.serving.tensors import ProtocolError, forget
 from convzoo.serving.timeouts import within
 
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes carry no credentials
@@ -73,7 +73,7 @@ class Guard:
         try:
             await self._guarded(scope, receive, tracked_send, reservation)
         except ProtocolError as e:
-            e.__traceback__ = e.__context__ = None  # the request's frames go now, not at the next GC pass
+            forget(e)  # the request's frames go now, not at the next GC pass
             if not started:
                 await send_error(send, e.status, e.message, [(k.lower().encode(), v.encode())
                                                              for k, v in e.headers.items()])

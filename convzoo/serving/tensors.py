@@ -34,6 +34,13 @@ class ProtocolError(Exception):
         self.headers = dict(headers or {})
 
 
+def forget(error: BaseException) -> None:
+    """Drop an answered error's traceback and context: they hold the frames of the request (its body, its
+    inflated pieces, its tensors) in a reference cycle that only the garbage collector's next pass, not the
+    end of the request, would free."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+
+
 def bad_request(message: str) -> ProtocolError:
     return ProtocolError(400, message)
 
