@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from convzoo import tasks
 from convzoo.registry import StoredModel
+from convzoo.types import ModelEntry
 
 LICENSE = "mit"  # the weights are ours, trained on openly licensed data (credited in each card)
 HUB_DATASETS = {  # registry dataset -> (Hugging Face Hub dataset id, display name); the Hub links the id
@@ -24,7 +25,7 @@ EVAL_METRICS = {  # manifest metric -> the name shown on the Hub; what the model
 }
 
 BENCHMARK_ROWS = {  # the Fashion-MNIST README's benchmark table (zalandoresearch/fashion-mnist)
-    "lenet5": "2 Conv+pooling: 0.876-0.925",
+    "lenet": "2 Conv+pooling: 0.876-0.925",
     "alexnet": "2 Conv+pooling+ELU / AlexNet-like rows: 0.903-0.925",
     "vgg": "VGG16 (26M params): 0.935",
     "googlenet": "GoogLeNet with cross-entropy loss: 0.937",
@@ -34,7 +35,7 @@ BENCHMARK_ROWS = {  # the Fashion-MNIST README's benchmark table (zalandoresearc
 
 def ten_lines(stored: StoredModel) -> str:
     """Ten lines of Python that run the model with onnxruntime using only the file's own metadata."""
-    task = stored.manifest["entry"]["task"]
+    task = stored.task
     head = (
         "import json, numpy as np, onnxruntime as ort\n"
         "from PIL import Image\n"
@@ -88,10 +89,10 @@ def _bench_section(bench: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _training_section(entry: Mapping[str, Any], training: Mapping[str, Any]) -> list[str]:
-    registry_recipe = entry.get("recipe", {})
+def _training_section(entry: ModelEntry, training: Mapping[str, Any]) -> list[str]:
+    registry_recipe = entry.recipe.to_json()
     recipe = training.get("recipe") or registry_recipe
-    lines = [f"- Data: {entry['dataset']}" + (f" ({training['data']})" if training.get("data") else "")]
+    lines = [f"- Data: {entry.dataset}" + (f" ({training['data']})" if training.get("data") else "")]
     if training.get("weights"):
         lines.append(f"- Weights: {training['weights']}")
     lines.append(f"- Recipe as run: {json.dumps({k: v for k, v in recipe.items() if v not in ({}, [], None)})}")
@@ -128,9 +129,9 @@ def _experiment_section(experiment: Mapping[str, Any], name: str) -> list[str]:
 
 def eval_results(stored: StoredModel) -> list[EvalResult]:
     """The measured metrics as the Hub's model-index reads them (nothing for a model not yet evaluated)."""
-    entry, metrics = stored.manifest["entry"], stored.manifest.get("metrics", {})
-    dataset_id, dataset_name = HUB_DATASETS.get(entry["dataset"], (entry["dataset"], entry["dataset"]))
-    return [EvalResult(task_type=tasks.get(entry["task"]).pipeline_tag, dataset_type=dataset_id, dataset_name=dataset_name,
+    entry, metrics = stored.entry, stored.metrics
+    dataset_id, dataset_name = HUB_DATASETS.get(entry.dataset, (entry.dataset, entry.dataset))
+    return [EvalResult(task_type=tasks.get(entry.task).pipeline_tag, dataset_type=dataset_id, dataset_name=dataset_name,
                        dataset_split=str(metrics.get("split", "test")), metric_type=key, metric_value=metrics[key],
                        metric_name=label)
             for key, label in EVAL_METRICS.items() if isinstance(metrics.get(key), (int, float))]
@@ -138,37 +139,35 @@ def eval_results(stored: StoredModel) -> list[EvalResult]:
 
 def front_matter(stored: StoredModel) -> ModelCardData:
     """The card's YAML header: what the Hugging Face Hub reads (license, pipeline, library, data, results)."""
-    entry = stored.manifest["entry"]
-    hub_dataset = HUB_DATASETS.get(entry["dataset"], (None, None))[0]
+    entry = stored.entry
+    hub_dataset = HUB_DATASETS.get(entry.dataset, (None, None))[0]
     return ModelCardData(
-        license=LICENSE, library_name="onnx", pipeline_tag=tasks.get(entry["task"]).pipeline_tag,
-        tags=["onnx", "convzoo", entry["task"], entry["arch"], entry["dataset"]],
+        license=LICENSE, library_name="onnx", pipeline_tag=tasks.get(entry.task).pipeline_tag,
+        tags=["onnx", "convzoo", entry.task, entry.arch, entry.dataset],
         datasets=[hub_dataset] if hub_dataset and "/" in hub_dataset else None,
         model_name=stored.name, eval_results=eval_results(stored) or None)
 
 
 def render_card(stored: StoredModel) -> str:
     m = stored.manifest
-    entry = m["entry"]
+    entry = stored.entry
     metrics = m.get("metrics", {})
     training = m.get("training", {})
     parity = m.get("parity", {})
-    labels = entry.get("labels", [])
-    lines = ["---", front_matter(stored).to_yaml(), "---", "", f"# {stored.name}", "", entry.get("summary", ""), ""]
-    if entry.get("paper"):
-        lines += [f"**Paper:** {entry['paper']}, {entry['year']}.", ""]
+    labels = list(entry.labels)
+    params, macs = entry.params or m.get("params"), entry.macs or m.get("macs")
+    lines = ["---", front_matter(stored).to_yaml(), "---", "", f"# {stored.name}", "", entry.summary, ""]
+    if entry.paper:
+        lines += [f"**Paper:** {entry.paper}, {entry.year}.", ""]
     if m.get("arch_doc"):
         lines += ["## Architecture and how it differs from the paper", "", m["arch_doc"], ""]
-    lines += [f"Parameters: {entry.get('params') or m.get('params', '-'):,}" if isinstance(entry.get('params') or m.get('params'), int)
-              else "Parameters: -",
-              f"MACs per image: {entry.get('macs') or m.get('macs', '-'):,}" if isinstance(entry.get('macs') or m.get('macs'), int)
-              else "MACs per image: -",
+    lines += [f"Parameters: {params:,}" if isinstance(params, int) else "Parameters: -",
+              f"MACs per image: {macs:,}" if isinstance(macs, int) else "MACs per image: -",
               f"ONNX file: {m.get('size_bytes', 0) / 2**20:.2f} MiB, sha256 `{m.get('sha256', '')}`", ""]
     lines += ["## Evaluation", ""] + _metrics_section(metrics, labels) + [""]
-    if entry["arch"].split("_")[0].rstrip("0123456789") in ("lenet", "alexnet", "vgg", "googlenet", "resnet") \
-            and entry["dataset"] == "fashion-mnist":
-        family = entry["arch"].split("_")[0].rstrip("0123456789")
-        lines += [f"Compared with the Fashion-MNIST benchmark row: {BENCHMARK_ROWS.get(family, '-')}.", ""]
+    family = entry.arch.split("_")[0].rstrip("0123456789")
+    if family in BENCHMARK_ROWS and entry.dataset == "fashion-mnist":
+        lines += [f"Compared with the Fashion-MNIST benchmark row: {BENCHMARK_ROWS[family]}.", ""]
     if m.get("experiment"):
         lines += _experiment_section(m["experiment"], stored.name) + [""]
     if m.get("quantization"):

@@ -13,6 +13,7 @@ from typing import Any
 from convzoo import registry, tasks
 from convzoo.errors import UnknownModelError
 from convzoo.registry import BrokenModel, Store, StoredModel
+from convzoo.types import ModelEntry
 
 # the metric a row shows, in order of preference: what each task's papers report
 HEADLINE_METRICS = tuple((m.key, m.label) for task in tasks.TASKS.values() for m in task.metrics)  # each task's, in order
@@ -90,21 +91,21 @@ class CatalogueRow:
 
 
 def row(name: str, found: StoredModel | BrokenModel | None) -> CatalogueRow:
-    """The row of ``name``: the stored manifest's copy of the entry when there is one, else the registry's."""
+    """The row of ``name``: the stored manifest's copy of the entry when there is one, else the registry's
+    (whose measured parameters and MACs win over an older manifest's)."""
     try:
-        entry: dict[str, Any] = registry.get(name).to_json()
+        known: ModelEntry | None = registry.get(name)
     except UnknownModelError:
-        entry = {}
+        known = None
     if isinstance(found, StoredModel):
-        manifest = found.manifest
-        entry = dict(manifest["entry"]) | {k: v for k, v in entry.items() if k in ("params", "macs") and v}
-        return CatalogueRow(name, entry["task"], entry.get("dataset", "-"),
-                            entry.get("params") or manifest.get("params"), entry.get("macs") or manifest.get("macs"),
-                            "stored", dict(manifest.get("metrics", {})), manifest.get("size_bytes"),
-                            manifest.get("sha256"))
+        manifest, entry = found.manifest, found.entry
+        params = (known and known.params) or entry.params or manifest.get("params")
+        macs = (known and known.macs) or entry.macs or manifest.get("macs")
+        return CatalogueRow(name, entry.task, entry.dataset, params, macs, "stored", dict(found.metrics),
+                            manifest.get("size_bytes"), found.sha256)
     state, reason = ("broken", found.reason) if isinstance(found, BrokenModel) else ("not in store", None)
-    return CatalogueRow(name, entry.get("task", "-"), entry.get("dataset", "-"), entry.get("params"),
-                        entry.get("macs"), state, {}, None, None, reason)
+    return CatalogueRow(name, known.task if known else "-", known.dataset if known else "-",
+                        known.params if known else None, known.macs if known else None, state, {}, None, None, reason)
 
 
 def rows(store: Store, task: str | None = None) -> list[CatalogueRow]:

@@ -89,7 +89,7 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], title: str, path: P
 
 def evaluate_classifier(stored: StoredModel, model: OnnxModel, data_dir: str | Path | None,
                         limit: int | None) -> tuple[dict[str, Any], np.ndarray | None]:
-    dataset = stored.manifest["entry"]["dataset"]
+    dataset = stored.entry.dataset
     if dataset != "fashion-mnist":
         raise ConvzooError(f"`convzoo eval` evaluates Fashion-MNIST and ISBI 2012 models offline; "
                            f"{stored.name} is trained on {dataset}")

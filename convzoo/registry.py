@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import difflib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, the pid in a leftover's name decides
     fcntl = None
 
-from convzoo.errors import IntegrityError, ModelNotInStoreError, UnknownModelError
+from convzoo.errors import EntryError, IntegrityError, ModelNotInStoreError, UnknownModelError
 from convzoo.types import NAME_PATTERN, TASKS, ModelEntry, validate_name
 from convzoo.zoo import ENTRIES
 
@@ -140,9 +141,14 @@ class StoredModel:
     def card_path(self) -> Path:
         return self.folder / CARD_FILE
 
+    @functools.cached_property
+    def entry(self) -> ModelEntry:
+        """The typed entry the model was exported from (``check_manifest`` has validated it)."""
+        return ModelEntry.from_json(self.manifest["entry"])
+
     @property
     def task(self) -> str:
-        return self.manifest["entry"]["task"]
+        return self.entry.task
 
     @property
     def metrics(self) -> Mapping[str, Any]:
@@ -217,6 +223,10 @@ def check_manifest(name: str, manifest: Any) -> Mapping[str, Any]:
     labels = entry.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise wrong("entry.labels must be a list of strings")
+    try:
+        ModelEntry.from_json(entry)
+    except EntryError as e:
+        raise wrong(f"has an invalid entry ({e})") from None
     return manifest
 
 

@@ -40,6 +40,15 @@ def _require(condition: bool, where: str, message: str) -> None:
         raise EntryError(f"{where}: {message}")
 
 
+def _frozen_json(value: Any) -> Any:
+    """JSON's lists back as the tuples an entry was written with, so ``from_json(to_json(e)) == e``."""
+    if isinstance(value, list):
+        return tuple(_frozen_json(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _frozen_json(v) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How a pixel array becomes the model's input: ``x = (pixel * scale - mean) / std`` per channel."""
@@ -139,6 +148,18 @@ class Recipe:
         data["augment"] = list(self.augment)
         data["options"] = dict(self.options)
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Recipe:
+        known = {f.name for f in dataclasses.fields(cls)}
+        _require(isinstance(data, Mapping) and set(data) <= known, "recipe",
+                 f"unknown key(s) {sorted(set(data) - known) if isinstance(data, Mapping) else data!r}")
+        values = dict(data)
+        if "augment" in values:
+            values["augment"] = tuple(values["augment"])
+        if "options" in values:
+            values["options"] = _frozen_json(values["options"])
+        return cls(**values)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,6 +287,26 @@ class ModelEntry:
                 "labels": list(self.labels), "recipe": self.recipe.to_json(), "paper": self.paper,
                 "year": self.year, "summary": self.summary, "params": self.params, "macs": self.macs,
                 "pretrained": self.pretrained, "quantization": self.quantization, "base": self.base}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelEntry:
+        """The entry ``to_json`` wrote (a manifest's ``entry``), validated as on construction; ``EntryError``
+        names the first thing wrong."""
+        _require(isinstance(data, Mapping), "entry", f"must be an object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _require(not unknown, f"entry {data.get('name')!r}", f"unknown key(s) {unknown}")
+        missing = sorted({"name", "task", "arch", "dataset", "preprocess", "output", "labels"} - set(data))
+        _require(not missing, f"entry {data.get('name')!r}", f"missing key(s) {missing}")
+        try:
+            values = dict(data, preprocess=Preprocess.from_json(data["preprocess"]),
+                          output=Output.from_json(data["output"]),
+                          labels=tuple(data["labels"]), arch_args=_frozen_json(dict(data.get("arch_args") or {})))
+            if "recipe" in data:
+                values["recipe"] = Recipe.from_json(data["recipe"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise EntryError(f"entry {data.get('name')!r}: malformed ({type(e).__name__}: {e})") from None
+        return cls(**values)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,6 +26,41 @@ def test_names_are_unique_and_valid():
 
 
 @pytest.mark.unit
+def test_every_entry_reads_back_from_its_json_as_itself():
+    for entry in registry.entries():
+        assert types.ModelEntry.from_json(json.loads(json.dumps(entry.to_json()))) == entry, entry.name
+
+
+@pytest.mark.unit
+def test_every_shipped_manifest_holds_the_registry_entry_typed():
+    store = registry.Store(registry.shipped_store())
+    shipped = store.models()
+    assert len(shipped) >= 10
+    for stored in shipped:
+        assert stored.entry == registry.get(stored.name), stored.name
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("change, words", [
+    ({"colour": "red"}, "unknown key(s) ['colour']"),
+    ({"task": "detection"}, "task must be one of"),
+    ({"labels": ["only-one"]}, "labels must be two or more"),
+    ({"recipe": {"epochs": 0}}, "epochs must be >= 1"),
+    ({"recipe": {"epochz": 3}}, "unknown key(s)"),
+    ({"preprocess": {"color": "cmyk", "mean": [0], "std": [1]}}, "color must be"),
+    ({"output": {"kind": "image"}}, "outputs 'logits', not 'image'"),
+])
+def test_a_malformed_entry_is_refused_with_what_is_wrong(change, words):
+    data = registry.get("lenet5-fashion").to_json() | change
+    with pytest.raises(types.EntryError) as caught:
+        types.ModelEntry.from_json(data)
+    assert words in str(caught.value)
+    with pytest.raises(IntegrityError, match="invalid entry|entry.task must be"):
+        registry.check_manifest("lenet5-fashion", {"name": "lenet5-fashion", "entry": data, "sha256": "0" * 64,
+                                                   "size_bytes": 1})
+
+
+@pytest.mark.unit
 def test_every_classic_architecture_has_both_sizes():
     archs = {e.arch for e in registry.entries()}
     for arch in ("alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "googlenet", "resnet18"):

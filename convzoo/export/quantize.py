@@ -72,7 +72,7 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
     base = store.get(name)
     twin_entry = registry.get(f"{name}-int8")
     model = load_model(name, store)
-    if base.manifest["entry"]["dataset"] != "fashion-mnist":
+    if base.entry.dataset != "fashion-mnist":
         raise ConvzooError(f"quantization is calibrated on Fashion-MNIST training images; {name} is not a Fashion-MNIST model")
     pixels, _ = load_split("train", data_dir)
     chosen = np.random.default_rng(seed).choice(len(pixels), calibration_images, replace=False)

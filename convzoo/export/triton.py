@@ -16,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from convzoo import tasks
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, atomic_write_text, staged_model_folder, validate_name
 
@@ -94,7 +95,7 @@ def write_triton_repository(store: Store, out_dir: Path | str, names: Sequence[s
         stored = store.get(name)
         stored.verify()
         model = onnx.load(str(stored.onnx_path), load_external_data=False)
-        labels = [] if stored.task != "classification" else list(stored.manifest.get("entry", {}).get("labels", []))
+        labels = list(stored.entry.labels) if tasks.get(stored.task).top_k else []
         config = config_pbtxt(name, model, max_batch=max_batch, delay_us=delay_us, labels=labels)
         written.append(_write_model_folder(out_dir, name, stored.onnx_path, config,
                                            labels if f'"{LABELS_FILE}"' in config else []))
