@@ -9,14 +9,14 @@
 
 ``load`` verifies the file against its manifest's sha256 and shares one onnxruntime session per file,
 providers and threads with the service and the app (``runtime.load_model``). ``predict`` takes a path,
-a PIL image or a uint8 array and returns a typed result for the model's task.
+a PIL image or a uint8 array and returns the typed result its task makes (``OnnxModel.predict``, the
+one way the demos, the service and this API predict; the result types live in ``convzoo.tasks``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -26,55 +26,15 @@ from PIL import Image
 from convzoo import registry
 from convzoo.errors import BadInputError
 from convzoo.registry import Store
-from convzoo.runtime import OnnxModel, Prediction, load_model, read_image, top_k
+from convzoo.runtime import OnnxModel, load_model, read_image
+from convzoo.tasks.classification import Classification, Prediction
+from convzoo.tasks.segmentation import Segmentation
+from convzoo.tasks.style import Stylized
 from convzoo.types import TASKS
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 __all__ = ["list_models", "load", "Model", "Classification", "Segmentation", "Stylized", "Prediction"]
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The best class, the ``k`` best with their probabilities (best first), and every class's probability."""
-
-    label: str
-    probability: float
-    top_k: list[Prediction]
-    probabilities: np.ndarray = field(repr=False)
-    labels: list[str] = field(repr=False)
-
-    def as_dict(self) -> dict[str, float]:
-        return {p.label: p.probability for p in self.top_k}
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """A class index per pixel (``mask``, H x W at the image's own size) and the class probabilities (C x H x W)."""
-
-    mask: np.ndarray = field(repr=False)
-    probabilities: np.ndarray = field(repr=False)
-    labels: list[str]
-
-    def fractions(self) -> dict[str, float]:
-        """The share of pixels given to each class."""
-        counts = np.bincount(self.mask.ravel(), minlength=len(self.labels))
-        return {label: float(c) / self.mask.size for label, c in zip(self.labels, counts)}
-
-    def mask_image(self) -> Image.Image:
-        """The mask as a grey picture, classes spread evenly over 0..255 (membrane black for the U-Net)."""
-        step = 255 // max(1, len(self.labels) - 1)
-        return Image.fromarray((self.mask * step).astype(np.uint8))
-
-
-@dataclass(frozen=True)
-class Stylized:
-    """The photo painted in the model's style, as an RGB image."""
-
-    image: Image.Image
-
-    def save(self, path: str | os.PathLike) -> None:
-        self.image.save(path)
 
 
 class Model:
@@ -108,15 +68,7 @@ class Model:
         ``k`` is the number of classes in a classification's ``top_k``; ``max_side`` shrinks a photo
         before a style net paints it (None keeps its size).
         """
-        picture = _as_image(image)
-        if self.task == "classification":
-            probabilities = self.onnx.probabilities(picture)
-            best = top_k(probabilities, self.labels, k)
-            return Classification(best[0].label, best[0].probability, best, probabilities, self.labels)
-        if self.task == "segmentation":
-            probabilities = self.onnx.segment(picture)
-            return Segmentation(probabilities.argmax(0).astype(np.uint8), probabilities, self.labels)
-        return Stylized(self.onnx.stylize(picture, max_side=max_side))
+        return self.onnx.predict(_as_image(image), k=k, max_side=max_side)
 
 
 def _as_image(image: ImageLike) -> Image.Image | np.ndarray:

@@ -58,14 +58,15 @@ def torch_runner(name: str) -> tuple[Callable[[np.ndarray], object], str] | None
     except ImportError:
         return None
     from convzoo.models import build
+    from convzoo.training import best_checkpoint, checkpoints
 
     entry = registry.get(name)
     model = build(entry).eval()
     note = "random init (timing only)"
-    checkpoint = os.path.join("runs", name, "best.pt")
-    if os.path.isfile(checkpoint):
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
-        note = checkpoint
+    checkpoint = best_checkpoint(name)
+    if checkpoint.is_file():
+        model.load_state_dict(checkpoints.load(checkpoint)["model"])
+        note = str(checkpoint)
 
     def run(x: np.ndarray) -> object:
         with torch.inference_mode():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from convzoo import __version__, catalogue, extras, registry
 from convzoo.errors import ConvzooError
+from convzoo.types import TASKS
 
 
 def _store(args: argparse.Namespace) -> registry.Store:
@@ -190,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
         return c
 
     c = command("list", cmd_list, "list every model convzoo knows and what the store holds")
-    c.add_argument("--task", choices=["classification", "segmentation", "style"])
+    c.add_argument("--task", choices=list(TASKS))
     c = command("info", cmd_info, "show one model's entry and its model card")
     c.add_argument("name")
 

@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from convzoo import registry
+from convzoo import registry, tasks
 from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, StoredModel
-from convzoo.segmentation_eval import evaluate_segmentation
 from convzoo.runtime import OnnxModel, load_model, normalize_batch
 
 BATCH = 500
@@ -110,14 +109,10 @@ def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None 
     store = store or Store()
     stored = store.get(name)
     model = load_model(name, store)
-    task = stored.manifest["entry"]["task"]
-    confusion = None
-    if task == "classification":
-        metrics, confusion = evaluate_classifier(stored, model, data_dir, limit)
-    elif task == "segmentation":
-        metrics = evaluate_segmentation(model, data_dir=data_dir)
-    else:
-        raise ConvzooError(f"{name} is a style network: it has no test metric; look at docs/style-contact-sheet.png")
+    task = tasks.get(stored.task)
+    if task.evaluate is None:
+        raise ConvzooError(f"{name} is a {task.name} model: {task.unevaluated}")
+    metrics, confusion = task.evaluate(stored, model, data_dir, limit)
     if write and not limit:
         record(stored, model, metrics, confusion)
     return metrics

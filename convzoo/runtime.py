@@ -22,6 +22,9 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from convzoo import bounds, tasks
+from convzoo.tasks.classification import Classification, Prediction, softmax, top_k  # noqa: F401 -- the demos import these from here
+from convzoo.tasks.segmentation import Segmentation
+from convzoo.tasks.style import Stylized
 from convzoo.errors import BadInputError, IntegrityError
 from convzoo.registry import Store
 from convzoo.types import ModelMetadata, Preprocess
@@ -107,25 +110,6 @@ def preprocess_image(image: Image.Image | np.ndarray, pre: Preprocess) -> np.nda
     return normalize(np.asarray(image), pre)
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-class Prediction(NamedTuple):
-    label: str
-    index: int
-    probability: float
-
-
-def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[Prediction]:
-    """The ``k`` most probable classes, best first; ties keep class order (a stable sort), everywhere alike."""
-    probabilities = np.asarray(probabilities).ravel()
-    order = np.argsort(-probabilities, kind="stable")[:max(0, k)]
-    return [Prediction(labels[i] if i < len(labels) else str(i), int(i), float(probabilities[i])) for i in order]
-
-
 MIN_STYLE_SIDE = tasks.get("style").min_side
 
 
@@ -191,13 +175,21 @@ class OnnxModel:
         return self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch, np.float32)},
                                 options)[0]
 
+    def predict(self, image: Image.Image | np.ndarray, *, k: int = 5, max_side: int | None = 512
+                ) -> Classification | Segmentation | Stylized:
+        """The typed answer for one image, made by the model's task (``convzoo.tasks``): a ``Classification``
+        (``k`` best labels), a ``Segmentation`` (mask and probabilities at the image's size) or a
+        ``Stylized`` image (its longest side brought down to ``max_side``)."""
+        return tasks.get(self.task).predict(self, image, k=k, max_side=max_side)
+
     # classification ---------------------------------------------------------------------------
 
     def probabilities(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        return softmax(self.run(self.preprocess(image)))[0]
+        return self.predict(image, k=0).probabilities
 
     def top_k(self, image: Image.Image | np.ndarray, k: int = 5) -> dict[str, float]:
-        return {p.label: p.probability for p in top_k(self.probabilities(image), self.labels, k)}
+        """``predict(image, k=k).as_dict()``: label -> probability, best first."""
+        return self.predict(image, k=k).as_dict()
 
     # segmentation -----------------------------------------------------------------------------
 

@@ -15,11 +15,12 @@ import numpy as np
 import onnx
 import torch
 
-from convzoo import registry
+from convzoo import registry, tasks
 from convzoo.errors import ConvzooError
 from convzoo.export.inputs import sample_inputs
 from convzoo.models import architectures, build
 from convzoo.packaging import provenance, write_model
+from convzoo.training import best_checkpoint, checkpoints
 from convzoo.registry import StoredModel
 from convzoo.types import ModelEntry
 from convzoo.runtime import cpu_session
@@ -28,15 +29,6 @@ OPSET = 17
 PARITY_ATOL = 1e-4
 PARITY_N = 256
 TEST_DATA_N = 8
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConvzooError(f"no checkpoint at {path}: train the model first (`convzoo train NAME`) or pass --checkpoint")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
-        raise ConvzooError(f"cannot read checkpoint {path}: {e}") from e
 
 
 def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str | None) -> tuple[torch.nn.Module, dict]:
@@ -54,8 +46,8 @@ def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str
             raise ConvzooError(f"{entry.name}: the weights' class names differ from the entry's labels")
         return model.eval(), {"weights": entry.pretrained if weights == "torchvision" else str(weights),
                               "data": "ImageNet-1k (torchvision's published weights)"}
-    path = Path(checkpoint) if checkpoint else Path("runs") / entry.name / "best.pt"
-    state = load_checkpoint(path)
+    path = Path(checkpoint) if checkpoint else best_checkpoint(entry.name)
+    state = checkpoints.load(path)
     if state.get("entry") not in (None, entry.name):
         raise ConvzooError(f"{path} is a checkpoint of {state['entry']!r}, not of {entry.name!r}")
     try:
@@ -70,13 +62,13 @@ def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str
 
 
 def to_onnx(model: torch.nn.Module, entry: ModelEntry, example: torch.Tensor) -> onnx.ModelProto:
-    output_name = {"logits": "logits", "mask_logits": "mask_logits", "image": "image_out"}[entry.output.kind]
+    output_name = tasks.get(entry.task).output_name
     axes = {0: "batch"} if entry.preprocess.size else {0: "batch", 2: "height", 3: "width"}
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; it works on torch 2.11-2.14
         torch.onnx.export(model, (example,), buffer, input_names=["image"], output_names=[output_name],
-                          dynamic_axes={"image": axes, output_name: axes if entry.task != "classification" else {0: "batch"}},
+                          dynamic_axes={"image": axes, output_name: axes if output_spatial(entry) else {0: "batch"}},
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
     return onnx.load_from_string(buffer.getvalue())
 
@@ -98,10 +90,15 @@ def store_weights_as_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def parity(model: torch.nn.Module, session, x: np.ndarray, task: str) -> tuple[dict[str, Any], np.ndarray]:
-    """Max abs difference and top-1 agreement between PyTorch and onnxruntime; also the ONNX outputs."""
+def output_spatial(entry: ModelEntry) -> bool:
+    """Does the first output keep the input's height and width (a mask, an image), not one row per image?"""
+    return entry.preprocess.size is None
+
+
+def parity(model: torch.nn.Module, session, x: np.ndarray, entry: ModelEntry) -> tuple[dict[str, Any], np.ndarray]:
+    """Max abs difference and the task's argmax agreement between PyTorch and onnxruntime; also the ONNX outputs."""
     name = session.get_inputs()[0].name
-    chunk = 32 if task == "classification" else 1
+    chunk = 1 if output_spatial(entry) else 32
     ort_out, torch_out = [], []
     with torch.inference_mode():
         for i in range(0, len(x), chunk):
@@ -109,17 +106,16 @@ def parity(model: torch.nn.Module, session, x: np.ndarray, task: str) -> tuple[d
             torch_out.append(model(torch.from_numpy(x[i:i + chunk])).float().numpy())
     a, b = np.concatenate(ort_out), np.concatenate(torch_out)
     result: dict[str, Any] = {"n": int(len(x)), "max_abs_diff": float(np.abs(a - b).max())}
-    if task == "classification":
-        result["top1_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
-    elif task == "segmentation":
-        result["pixel_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
+    agreement = tasks.get(entry.task).agreement
+    if agreement:
+        result[agreement] = float((a.argmax(1) == b.argmax(1)).mean())
     return result, a
 
 
-def test_data(session, x: np.ndarray, outputs: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+def test_data(session, x: np.ndarray, outputs: np.ndarray, entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
     """The ONNX Model Zoo's test_data_set_0: 8 real images for a classifier; for the fully convolutional
     models one 128x128 crop, which keeps the shipped store small."""
-    if task == "classification":
+    if not output_spatial(entry):
         return x[:TEST_DATA_N], outputs[:TEST_DATA_N]
     crop = np.ascontiguousarray(x[:1, :, :128, :128])
     return crop, session.run(None, {session.get_inputs()[0].name: crop})[0]
@@ -129,21 +125,21 @@ def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, wei
                  store_root: str | Path | None = None, data_dir: str | Path | None = None,
                  skip_parity: bool = False, evaluate_after: bool = True) -> StoredModel:
     model, training = prepare_model(entry, checkpoint, weights)
-    half_storage = entry.task == "style"  # five style nets fit the Space's 50 MiB budget only at half size
+    half_storage = tasks.get(entry.task).half_storage
     if half_storage:  # round the trained weights once, so PyTorch and ONNX compute with the same numbers
         model = model.half().float()
         training["weights_storage"] = "float16 (rounded from the trained float32 weights; computed in float32)"
-    n = PARITY_N if entry.task == "classification" else 4
+    n = 4 if output_spatial(entry) else PARITY_N
     x, inputs_desc = sample_inputs(entry, n, data_dir=data_dir)
     onnx_model = to_onnx(model, entry, torch.from_numpy(x[:1]))
     if half_storage:
         onnx_model = store_weights_as_float16(onnx_model)
     onnx.checker.check_model(onnx_model, full_check=True)
     session = cpu_session(onnx_model)  # one session serves the parity check and the test data
-    check, outputs = parity(model, session, x, entry.task)
+    check, outputs = parity(model, session, x, entry)
     check["inputs"] = inputs_desc
     check["atol"] = PARITY_ATOL
-    atol = PARITY_ATOL * (255 if entry.task == "style" else 1)  # style outputs are pixels, 0..255
+    atol = PARITY_ATOL * (entry.output.range[1] if entry.output.range else 1)  # a style net's pixels: 0..255
     failed = check["max_abs_diff"] > atol or check.get("top1_agreement", 1.0) < 1.0
     if failed and not skip_parity:
         raise ConvzooError(f"{entry.name}: ONNX Runtime disagrees with PyTorch ({check}); the export was not written")
@@ -160,7 +156,7 @@ def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, wei
     root = Path(store_root) if store_root else registry.write_root()
     source = provenance(entry, epochs=training.get("epoch"), weights=training.get("weights"))
     stored = write_model(root, entry, onnx_model, metrics={}, manifest_extra=manifest_extra, source=source,
-                         test_data=test_data(session, x, outputs, entry.task), size_multiple=size_multiple)
+                         test_data=test_data(session, x, outputs, entry), size_multiple=size_multiple)
     if evaluate_after and entry.dataset in ("fashion-mnist", "isbi2012-em"):
         from convzoo.evaluation import evaluate
 

@@ -41,7 +41,7 @@ def build(entry: ModelEntry, **overrides) -> nn.Module:
         raise ConvzooError(f"{entry.name}: no architecture {entry.arch!r}; known: {', '.join(sorted(factories))}")
     kwargs = dict(entry.arch_args)
     shuffle_seed = kwargs.pop("pixel_shuffle_seed", None)  # the shuffled-pixels experiment: models/shuffled.py
-    if entry.task in ("classification", "segmentation"):
+    if entry.labels:  # a head per label (classes, mask classes); a style net has none and keeps its RGB
         kwargs.update(in_channels=entry.in_channels, num_classes=len(entry.labels))
     kwargs.update(overrides)
     model = factories[entry.arch](**kwargs)

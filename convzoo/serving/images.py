@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
@@ -26,7 +26,9 @@ from convzoo import catalogue
 from convzoo.bounds import SERVICE_FORMATS, ImageLimits, decode_cost, load_image, open_image, upright_size
 from convzoo.errors import BadInputError, ConvzooError
 from convzoo.registry import BrokenModel
-from convzoo.runtime import segment_tiled, softmax, style_size, top_k
+from convzoo.runtime import segment_tiled, style_size
+from convzoo.tasks.classification import Classification
+from convzoo.tasks.segmentation import Segmentation
 from convzoo.serving.kserve import ERRORS, lookup, require_ready, reservation_of, run_batch
 from convzoo.serving.limits import Limits
 from convzoo.serving.memory import Reservation
@@ -157,47 +159,10 @@ def router(pool: Pool, limits: Limits) -> APIRouter:
                                             "the server's ceiling (1024 unless $CONVZOO_STYLE_MAX_SIDE says)")
                       ) -> Response:
         served = require_ready(lookup(pool, name))
-        task = served.task
-        if task == "style" and max_side > limits.style_max_side:
-            raise ProtocolError(400, f"max_side {max_side} is above this server's ceiling of {limits.style_max_side} "
-                                     "pixels for style transfer; ask for less")
-        if task == "classification" and format == "png":
-            raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
-        reservation = reservation_of(request)
-        channels = 3 if served.model.preprocess_spec.color == "rgb" else 1
-
-        async def cost(width: int, height: int) -> None:  # what the work on this image will take, before decoding
-            if task == "segmentation":
-                await reservation.grow(served.cost([(1, channels, height, width)], tiled=True,
-                                                   encode_bytes_per_value=MASK_BYTES_PER_PIXEL), "segmenting this image")
-            elif task == "style":
-                try:
-                    out_width, out_height = style_size(width, height, max_side)
-                except ConvzooError as e:
-                    raise ProtocolError(400, str(e)) from None
-                await reservation.grow(served.cost([(1, 3, out_height, out_width)],
-                                                   encode_bytes_per_value=PNG_BYTES_PER_VALUE), "styling this image")
-
-        image = await read_upload(request, limits, cost)
-        if task == "classification":
-            return JSONResponse(await _classify(served, image, k, reservation))
-        try:
-            if task == "segmentation":
-                async with served.heavy:
-                    probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1,
-                                                    shrink_arena=True)
-                return _segmentation_response(served, probs, format or "png")
-            if task == "style":
-                async with served.heavy:
-                    styled = await run_in_threadpool(served.model.stylize, image, max_side, True)
-                data = await run_in_threadpool(png_bytes, styled)
-                if format == "json":
-                    return JSONResponse({"model": served.name, "task": task, "width": styled.width,
-                                         "height": styled.height, "image_png_base64": base64.b64encode(data).decode()})
-                return Response(data, media_type="image/png")
-        except ConvzooError as e:
-            raise ProtocolError(400, str(e)) from None
-        raise ProtocolError(400, f"model {name!r} has task {task!r}, which this route does not answer")
+        answer = ANSWERS.get(served.task)
+        if answer is None:
+            raise ProtocolError(400, f"model {name!r} has task {served.task!r}, which this route does not answer")
+        return await answer(served, request, limits, Asked(k, format, max_side))
 
     @r.get("/v1/models/{name}/onnx", summary="Download the ONNX file (ETag and X-Convzoo-Sha256 carry its sha256; "
            "range requests work)", response_class=FileResponse, responses=ERRORS)
@@ -249,6 +214,70 @@ def check_range(values: list[str], size: int) -> None:
                                 headers={"Content-Range": f"bytes */{size}"})
 
 
+class Asked(NamedTuple):
+    k: int
+    format: str | None
+    max_side: int
+
+
+async def _answer_classification(served: Served, request: Request, limits: Limits, asked: Asked) -> Response:
+    if asked.format == "png":
+        raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
+    reservation = reservation_of(request)
+
+    async def cost(width: int, height: int) -> None:  # the tensor is costed once it is made: the size is fixed
+        return None
+
+    image = await read_upload(request, limits, cost)
+    return JSONResponse(await _classify(served, image, asked.k, reservation))
+
+
+async def _answer_segmentation(served: Served, request: Request, limits: Limits, asked: Asked) -> Response:
+    reservation = reservation_of(request)
+    channels = 3 if served.model.preprocess_spec.color == "rgb" else 1
+
+    async def cost(width: int, height: int) -> None:  # what the work on this image will take, before decoding
+        await reservation.grow(served.cost([(1, channels, height, width)], tiled=True,
+                                           encode_bytes_per_value=MASK_BYTES_PER_PIXEL), "segmenting this image")
+
+    image = await read_upload(request, limits, cost)
+    try:
+        async with served.heavy:
+            probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1,
+                                            shrink_arena=True)
+    except ConvzooError as e:
+        raise ProtocolError(400, str(e)) from None
+    return _segmentation_response(served, probs, asked.format or "png")
+
+
+async def _answer_style(served: Served, request: Request, limits: Limits, asked: Asked) -> Response:
+    max_side = asked.max_side
+    if max_side > limits.style_max_side:
+        raise ProtocolError(400, f"max_side {max_side} is above this server's ceiling of {limits.style_max_side} "
+                                 "pixels for style transfer; ask for less")
+    reservation = reservation_of(request)
+
+    async def cost(width: int, height: int) -> None:  # the output's size, known from the header
+        try:
+            out_width, out_height = style_size(width, height, max_side)
+        except ConvzooError as e:
+            raise ProtocolError(400, str(e)) from None
+        await reservation.grow(served.cost([(1, 3, out_height, out_width)],
+                                           encode_bytes_per_value=PNG_BYTES_PER_VALUE), "styling this image")
+
+    image = await read_upload(request, limits, cost)
+    try:
+        async with served.heavy:
+            styled = await run_in_threadpool(served.model.stylize, image, max_side, True)
+    except ConvzooError as e:
+        raise ProtocolError(400, str(e)) from None
+    data = await run_in_threadpool(png_bytes, styled)
+    if asked.format == "json":
+        return JSONResponse({"model": served.name, "task": served.task, "width": styled.width,
+                             "height": styled.height, "image_png_base64": base64.b64encode(data).decode()})
+    return Response(data, media_type="image/png")
+
+
 async def _classify(served: Served, image: Image.Image, k: int, reservation: Reservation) -> dict:
     model = served.model
     try:
@@ -257,20 +286,22 @@ async def _classify(served: Served, image: Image.Image, k: int, reservation: Res
         raise ProtocolError(400, str(e)) from None
     await reservation.grow(served.cost([x.shape]), f"running {served.name!r} on this image")
     results = await run_batch(served, {served.inputs[0].name: x})
-    probs = softmax(results[served.outputs[0].name].astype(np.float64))[0]
-    return {"model": served.name, "task": "classification",
-            "predictions": [{"label": p.label, "index": p.index, "probability": p.probability}
-                            for p in top_k(probs, model.labels, k)]}
+    answer = Classification.of_logits(results[served.outputs[0].name][0], model.labels, k)
+    return {"model": served.name, "task": served.task, "predictions": answer.to_json()}
 
 
 def _segmentation_response(served: Served, probs: np.ndarray, format: str) -> Response:
-    classes = probs.argmax(axis=0)
-    labels = served.model.labels or [str(i) for i in range(probs.shape[0])]
-    counts = np.bincount(classes.ravel(), minlength=probs.shape[0])
-    fractions = {labels[i] if i < len(labels) else str(i): float(c / classes.size) for i, c in enumerate(counts)}
+    answer = Segmentation.of_probabilities(probs, served.model.labels)
+    classes, labels, fractions = answer.mask, answer.labels, answer.fractions()
     data = png_bytes(mask_image(classes))
     if format == "png":
         return Response(data, media_type="image/png", headers={"X-Convzoo-Fractions": json.dumps(fractions)})
     return JSONResponse({"model": served.name, "task": "segmentation", "width": int(classes.shape[1]),
                          "height": int(classes.shape[0]), "labels": list(labels), "fractions": fractions,
                          "mask_png_base64": base64.b64encode(data).decode()})
+
+
+# The service's answer for each task: how its work is costed before decoding, which lane runs it (the
+# shared batcher for fixed-size inputs, the heavy lane for whole images), and what goes back.
+ANSWERS: dict[str, Callable[[Served, Request, Limits, Asked], Awaitable[Response]]] = {
+    "classification": _answer_classification, "segmentation": _answer_segmentation, "style": _answer_style}

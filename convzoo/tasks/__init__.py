@@ -1,6 +1,8 @@
-"""What each task is, one record per task (stdlib only): its output, the metric it is judged by, its
-Hugging Face pipeline tag, the model a demo suggests, the smallest input it runs on, whether large
-inputs run tile by tile, and the last line of a card's ten lines of Python.
+"""What each task is, one record per task (numpy and Pillow, never torch or onnxruntime): its output,
+the metric it is judged by, its Hugging Face pipeline tag, the model a demo suggests, how a stored
+model's answer is made and typed (``predict``: ``Classification``, ``Segmentation``, ``Stylized``), the
+smallest input it runs on, whether large inputs run tile by tile, how its export is checked and
+stored, and the last line of a card's ten lines of Python.
 
 A place that would write ``if task == "segmentation"`` asks the record instead; a new task is one
 module here (and its registry entries). The output kind itself is ``types.OUTPUT_OF_TASK``, which
@@ -9,8 +11,9 @@ module here (and its registry entries). The output kind itself is ``types.OUTPUT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,21 @@ class Metric:
 class Task:
     name: str
     output: str  # the first output's kind, as convzoo.output says it
+    output_name: str  # the first output's name in an exported graph
     metrics: tuple[Metric, ...]  # what cards and the catalogue report, the headline first
     pipeline_tag: str  # the Hugging Face Hub's
     suggested: str  # the model a demo opens with, and a missing-model text suggests
+    predict: Callable[..., Any]  # (OnnxModel, image, *, k, max_side) -> the task's typed answer
+    # (entry, recipe, *, data_dir, out_dir, device, resume, max_steps, download) -> the best checkpoint's path
+    train: Callable[..., Any]
+    # (StoredModel, OnnxModel, data_dir, limit) -> (metrics, confusion matrix or None); None: no test metric
+    evaluate: Callable[..., tuple[dict[str, Any], Any]] | None = None
+    unevaluated: str = ""  # what to look at instead, when there is no test metric
     min_side: int = 1  # the smallest spatial side a model of this task runs on
     tiled: bool = False  # inputs larger than the service's tile run tile by tile
+    agreement: str | None = None  # export parity: the key of PyTorch's and onnxruntime's argmax agreement
+    top_k: bool = False  # a score per label: a top-k of labels means something (KServe's classification extension)
+    half_storage: bool = False  # exported with float16 weights (computed in float32)
     ten_lines: str = ""  # the last line of the card's ten lines of Python (``out`` is the first output)
 
     @property

@@ -18,8 +18,7 @@ from torch import nn
 
 from convzoo.errors import IntegrityError
 from convzoo.registry import atomic_write_bytes
-
-BEST, LAST = "best.pt", "last.pt"
+from convzoo.training import BEST, LAST  # noqa: F401 -- the loops name the files from here
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -28,7 +28,7 @@ from convzoo.data.fashion_mnist import ClassificationData, epoch_batches
 from convzoo.data.transforms import Augment, normalize
 from convzoo.errors import ConvzooError
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints, curves, distributed, skeleton
+from convzoo.training import RUNS, checkpoints, curves, distributed, skeleton
 
 LOG_EVERY = 25  # steps between progress-bar refreshes, the only per-step host syncs
 CHECKPOINT_SECONDS = 300.0  # mid-epoch last.pt at most this often, unless options["checkpoint_every"] (steps)
@@ -75,7 +75,19 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, entry
     return {"loss": loss / count, "accuracy": correct / count}
 
 
-def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir: Path | str = "runs",
+def train_classifier(entry: ModelEntry, recipe: Recipe, *, data_dir: Path | str | None = None,
+                     out_dir: Path | str = RUNS, device: str = "auto", resume: bool = False,
+                     max_steps: int | None = None, download: bool = False) -> Path:
+    """Load the entry's data set (on the CPU: ``fit`` moves it to each process's device) and ``fit``."""
+    from convzoo.data.fashion_mnist import load_classification
+
+    distributed.resolve_device(device)  # a bad --device is reported before any work
+    data = load_classification(entry.dataset, data_dir=data_dir, download=download, val_split=recipe.val_split,
+                               val_seed=int(recipe.options.get("val_seed", 0)))
+    return fit(entry, recipe, data, out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
+
+
+def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir: Path | str = RUNS,
         device: str | torch.device = "auto", resume: bool = False, max_steps: int | None = None) -> Path:
     """Train ``entry``'s architecture on ``data``; returns ``out_dir/<name>/best.pt`` (best validation accuracy)."""
     context = distributed.setup(device)

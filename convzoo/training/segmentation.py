@@ -30,7 +30,7 @@ from convzoo.models import build
 from convzoo.registry import atomic_write_json
 from convzoo.segmentation_metrics import score
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints, skeleton
+from convzoo.training import RUNS, checkpoints, skeleton
 from convzoo.training.distributed import resolve_device
 
 LOSS_TERMS = ("ce", "weighted_ce", "dice")
@@ -117,7 +117,7 @@ def load_sections(data_dir: str | Path | None, recipe: Recipe) -> tuple[Sections
 
 
 def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
-                       out_dir: str | Path = "runs", device: str = "auto", resume: bool = False,
+                       out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
                        max_steps: int | None = None) -> Path:
     """Train ``entry`` with ``recipe``; returns the best checkpoint (``out_dir/NAME/best.pt``).
 

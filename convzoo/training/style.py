@@ -36,7 +36,7 @@ from convzoo.errors import ConvzooError, DataNotFoundError
 from convzoo.models import build
 from convzoo.registry import atomic_write_bytes, atomic_write_json
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import checkpoints, skeleton
+from convzoo.training import RUNS, checkpoints, skeleton
 from convzoo.training.distributed import resolve_device
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "styles"
@@ -224,7 +224,7 @@ def preview(model: nn.Module, photos: dict[str, np.ndarray], style: torch.Tensor
 
 
 def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
-                out_dir: str | Path = "runs", device: str = "auto", resume: bool = False,
+                out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
                 max_steps: int | None = None) -> Path:
     """Train a style network; returns ``out_dir/NAME/best.pt`` (the final weights: there is no validation
     metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones)."""
