@@ -19,18 +19,13 @@ import numpy as np
 from convzoo import registry
 from convzoo.errors import ConvzooError
 from convzoo.runtime import normalize_batch
-from convzoo.types import ModelEntry, Preprocess
+from convzoo.types import ModelEntry, Preprocess, training_options
 
 PIXEL_OPS = ("crop", "flip")  # on uint8 pixels, before normalisation (as in training)
 NORMALISED_OPS = ("erase",)  # on the normalised tensor
 KNOWN = PIXEL_OPS + NORMALISED_OPS
 ERASE_AREA = (0.02, 0.4)  # fraction of the image (Zhong et al. 2017); transforms.random_erase's defaults
 ERASE_RATIO = (0.3, 1 / 0.3)  # height / width of the rectangle, drawn log-uniform
-
-
-def crop_padding(height: int) -> int:
-    """``transforms.crop_padding``: 4 px for 32x32 images, 2 px for 28x28 and smaller (see its docstring)."""
-    return 2 if height <= 28 else 4
 
 
 @dataclass(frozen=True)
@@ -49,11 +44,9 @@ class Plan:
         if unknown:
             raise ConvzooError(f"unknown augmentation {', '.join(map(repr, unknown))}; classification recipes can "
                                f"use {', '.join(KNOWN)}")
-        options = dict(options or {})
-        height = (preprocess.size or (32, 32))[0]
-        return cls(names=tuple(names), preprocess=preprocess,
-                   padding=int(options.get("crop_padding", crop_padding(height))),
-                   flip_p=float(options.get("flip_p", 0.5)), erase_p=float(options.get("erase_p", 0.5)))
+        typed = training_options("classification", options or {})
+        return cls(names=tuple(names), preprocess=preprocess, padding=typed.padding((preprocess.size or (32, 32))[0]),
+                   flip_p=typed.flip_p, erase_p=typed.erase_p)
 
 
 def plan_for(entry: ModelEntry) -> Plan:

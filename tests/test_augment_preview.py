@@ -16,7 +16,8 @@ from convzoo import augment_preview as preview
 from convzoo import registry
 from convzoo.data import transforms
 from convzoo.data.idx import load_split
-from convzoo.errors import ConvzooError
+from convzoo.errors import ConvzooError, EntryError
+from convzoo.zoo import CIFAR10_PRE, FASHION_PRE
 
 from conftest import FASHION_DIR  # tests/conftest.py: where Debian's Fashion-MNIST package puts the files
 
@@ -99,45 +100,54 @@ def test_erase_defaults_are_the_torch_ones():
     assert params["area"].default == preview.ERASE_AREA and params["ratio"].default == preview.ERASE_RATIO
 
 
-def test_crop_padding_is_the_torch_rule():
-    assert [preview.crop_padding(h) for h in range(1, 257)] == [transforms.crop_padding(h) for h in range(1, 257)]
+@pytest.mark.parametrize("options, padding_28, padding_32", [({}, 2, 4), ({"crop_padding": 3}, 3, 3)])
+def test_the_preview_and_training_read_one_typed_crop_padding(options, padding_28, padding_32):
+    for pre, expected in ((FASHION_PRE, padding_28), (CIFAR10_PRE, padding_32)):
+        assert preview.Plan.of(("crop",), pre, options).padding == expected
+        assert transforms.Augment(("crop",), pre, options).padding == expected
+
+
+def test_a_misspelt_augmentation_option_is_refused_by_both():
+    for make in (preview.Plan.of, transforms.Augment):
+        with pytest.raises(EntryError, match="unknown classification option"):
+            make(("flip",), FASHION_PRE, {"flip_prob": 0.3})
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2, 4])
-@pytest.mark.parametrize("seed", SEEDS)
-def test_crop_matches_torch(fashion_images, seed, padding):
-    pixels = pixel_batch(fashion_images, seed)
-    g = torch.Generator().manual_seed(seed)
-    dy, dx = crop_draws(twin(g), BATCH, padding)
-    expected = transforms.random_crop(torch.from_numpy(pixels), g, padding).numpy()
-    got = preview.crop(pixels, dy, dx, padding)
-    assert got.dtype == np.uint8
-    np.testing.assert_array_equal(got, expected)
+def test_crop_matches_torch(fashion_images, padding):
+    for seed in SEEDS:  # one test, many draws: the seeds are data, not separate cases
+        pixels = pixel_batch(fashion_images, seed)
+        g = torch.Generator().manual_seed(seed)
+        dy, dx = crop_draws(twin(g), BATCH, padding)
+        expected = transforms.random_crop(torch.from_numpy(pixels), g, padding).numpy()
+        got = preview.crop(pixels, dy, dx, padding)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
-@pytest.mark.parametrize("seed", SEEDS)
-def test_flip_matches_torch(fashion_images, seed, p):
-    pixels = pixel_batch(fashion_images, seed, channels=3, size=32)
-    g = torch.Generator().manual_seed(seed)
-    flips = flip_draws(twin(g), BATCH, p)
-    expected = transforms.random_flip(torch.from_numpy(pixels), g, p).numpy()
-    got = preview.flip(pixels, flips)
-    assert got.dtype == np.uint8
-    np.testing.assert_array_equal(got, expected)
+def test_flip_matches_torch(fashion_images, p):
+    for seed in SEEDS:  # one test, many draws: the seeds are data, not separate cases
+        pixels = pixel_batch(fashion_images, seed, channels=3, size=32)
+        g = torch.Generator().manual_seed(seed)
+        flips = flip_draws(twin(g), BATCH, p)
+        expected = transforms.random_flip(torch.from_numpy(pixels), g, p).numpy()
+        got = preview.flip(pixels, flips)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("size", [28, 32])
-@pytest.mark.parametrize("seed", SEEDS)
-def test_erase_matches_torch(fashion_images, seed, size):
+def test_erase_matches_torch(fashion_images, size):
     """Rectangles from erase_boxes, on torch's uniforms, land exactly where random_erase puts them."""
-    entry = registry.get("resnet18-fashion" if size == 28 else "resnet18-cifar10")
-    pixels = pixel_batch(fashion_images, seed, entry.preprocess.channels, size)
-    x = preview.normalize(pixels, entry.preprocess)
-    g = torch.Generator().manual_seed(seed)
-    d = preview.Draw(dy=None, dx=None, flip=None, **erase_draws(twin(g), x.shape, 0.5))
-    expected = transforms.random_erase(torch.from_numpy(x), g, 0.5).numpy()
-    np.testing.assert_array_equal(preview.erase(x, d), expected)
+    for seed in SEEDS:  # one test, many draws: the seeds are data, not separate cases
+        entry = registry.get("resnet18-fashion" if size == 28 else "resnet18-cifar10")
+        pixels = pixel_batch(fashion_images, seed, entry.preprocess.channels, size)
+        x = preview.normalize(pixels, entry.preprocess)
+        g = torch.Generator().manual_seed(seed)
+        d = preview.Draw(dy=None, dx=None, flip=None, **erase_draws(twin(g), x.shape, 0.5))
+        expected = transforms.random_erase(torch.from_numpy(x), g, 0.5).numpy()
+        np.testing.assert_array_equal(preview.erase(x, d), expected)
 
 
 def test_normalisation_matches_torch(fashion_images):
@@ -170,23 +180,23 @@ def whole_recipe_cases() -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize(("name", "options"), whole_recipe_cases())
-@pytest.mark.parametrize("seed", SEEDS)
-def test_whole_recipe_matches_torch_augment(fashion_images, name, options, seed):
+def test_whole_recipe_matches_torch_augment(fashion_images, name, options):
     """transforms.Augment, end to end, against augment_preview.augment: the normalised batch, exactly."""
-    entry = registry.get(name)
-    options = {**entry.recipe.options, **options}
-    pre = entry.preprocess
-    pixels = pixel_batch(fashion_images, seed, pre.channels, pre.size[0])
-    plan = preview.Plan.of(entry.recipe.augment, pre, options)
-    g = torch.Generator().manual_seed(1000 + seed)
-    d = torch_draw(plan, pixels.shape, twin(g))
-    expected = transforms.Augment(entry.recipe.augment, pre, options)(torch.from_numpy(pixels), g).numpy()
-    got = preview.augment(plan, pixels, d)
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, expected)
-    if "erase" not in plan.names:  # without noise, the preview's pixels are training's pixels
-        np.testing.assert_array_equal(preview.to_pixels(got, pre).transpose(0, 3, 1, 2),
-                                      preview.to_pixels(expected, pre).transpose(0, 3, 1, 2))
+    for seed in SEEDS:  # one test, many draws: the seeds are data, not separate cases
+        entry = registry.get(name)
+        options = {**entry.recipe.options, **options}
+        pre = entry.preprocess
+        pixels = pixel_batch(fashion_images, seed, pre.channels, pre.size[0])
+        plan = preview.Plan.of(entry.recipe.augment, pre, options)
+        g = torch.Generator().manual_seed(1000 + seed)
+        d = torch_draw(plan, pixels.shape, twin(g))
+        expected = transforms.Augment(entry.recipe.augment, pre, options)(torch.from_numpy(pixels), g).numpy()
+        got = preview.augment(plan, pixels, d)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+        if "erase" not in plan.names:  # without noise, the preview's pixels are training's pixels
+            np.testing.assert_array_equal(preview.to_pixels(got, pre).transpose(0, 3, 1, 2),
+                                          preview.to_pixels(expected, pre).transpose(0, 3, 1, 2))
 
 
 def test_to_pixels_undoes_the_normalisation(fashion_images):

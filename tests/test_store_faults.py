@@ -229,8 +229,9 @@ def test_kill_points_were_tried():
     """Runs last in this module: the total over the kill tests above (pytest -s shows it)."""
     print(f"\nkill points tried: {len(KILLS)}, half-written models: 0")
     ops = {kill.split()[0] for kill in KILLS}
-    if ops == set(TARGET):  # the whole module ran
-        assert len(KILLS) >= 100, len(KILLS)
+    if ops != set(TARGET):
+        pytest.skip("only part of this module ran: the kill points are counted over all of it")
+    assert len(KILLS) >= 100, len(KILLS)
 
 
 # ----------------------------------------------------------------------------------------------

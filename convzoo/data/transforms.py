@@ -22,22 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.types import Preprocess
+from convzoo.types import ClassifierOptions, Preprocess, training_options
 
 PIXEL_OPS = ("crop", "flip")  # on uint8 pixels, before normalisation
 NORMALISED_OPS = ("erase",)  # on the normalised tensor
 KNOWN = PIXEL_OPS + NORMALISED_OPS
-
-
-def crop_padding(height: int) -> int:
-    """4 pixels for 32x32 images (He et al. 2016 on CIFAR-10); 2 for 28x28 and smaller.
-
-    Fashion-MNIST's products are centred and scaled to fill the 28x28 frame (the data set's own
-    preparation trims each photo and resizes its long side to 28), so the test set has no
-    off-centre garments: shifts of 4 px (14% of the side) cut sleeves and soles off and teach
-    the model views it will never be shown, while 2 px still breaks exact pixel positions.
-    """
-    return 2 if height <= 28 else 4
 
 
 def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int) -> torch.Tensor:
@@ -117,14 +106,15 @@ class Augment:
     (the recipe's) may set ``crop_padding``, ``flip_p``, ``erase_p``.
     """
 
-    def __init__(self, names: Sequence[str], preprocess: Preprocess, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, names: Sequence[str], preprocess: Preprocess,
+                 options: Mapping[str, Any] | ClassifierOptions | None = None) -> None:
         check_names(names)
-        options = dict(options or {})
+        typed = options if isinstance(options, ClassifierOptions) else training_options("classification", options or {})
         self.names = tuple(names)
         self.preprocess = preprocess
-        self.padding = int(options.get("crop_padding", crop_padding((preprocess.size or (32, 32))[0])))
-        self.flip_p = float(options.get("flip_p", 0.5))
-        self.erase_p = float(options.get("erase_p", 0.5))
+        self.padding = typed.padding((preprocess.size or (32, 32))[0])
+        self.flip_p = typed.flip_p
+        self.erase_p = typed.erase_p
 
     def __call__(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for name in self.names:

@@ -15,8 +15,11 @@ COLUMNS = ("epoch", "step", "partial", "lr", "train_loss", "train_accuracy", "va
 
 
 def write_metrics(run_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """metrics.csv (the classifier's columns first, then any a task adds, lists left to the JSON) and metrics.json."""
+    keys = list(dict.fromkeys(key for row in rows for key, value in row.items() if not isinstance(value, (list, dict))))
+    fieldnames = [c for c in COLUMNS if c in keys] + [k for k in keys if k not in COLUMNS]
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run_dir / "metrics.csv", text.getvalue())

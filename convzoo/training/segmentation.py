@@ -14,7 +14,6 @@ cross-entropy), ``warmup_steps``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ from convzoo.data.transforms import normalize
 from convzoo.data.membranes import Sections, read_sections, synthetic_sections
 from convzoo.errors import ConvzooError
 from convzoo.models import build
-from convzoo.registry import atomic_write_json
 from convzoo.segmentation_metrics import score
-from convzoo.types import ModelEntry, Recipe
-from convzoo.training import RUNS, checkpoints, skeleton
+from convzoo.types import ModelEntry, Recipe, training_options
+from convzoo.training import RUNS, skeleton
+from convzoo.training import fit as one_loop
 from convzoo.training.distributed import resolve_device
 
 LOSS_TERMS = ("ce", "weighted_ce", "dice")
@@ -108,7 +107,8 @@ def validate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, autoc
 def load_sections(data_dir: str | Path | None, recipe: Recipe) -> tuple[Sections, Sections]:
     if str(data_dir).startswith("synthetic"):  # "synthetic" or "synthetic:N": offline smoke runs
         count = int(str(data_dir).partition(":")[2] or 8)
-        sections = synthetic_sections(count, size=int(recipe.options.get("synthetic_size", 128)), seed=recipe.seed)
+        size = training_options("segmentation", recipe.options).synthetic_size
+        sections = synthetic_sections(count, size=size, seed=recipe.seed)
     else:
         sections = read_sections(data_dir)
     if recipe.val_split == 0:
@@ -119,114 +119,85 @@ def load_sections(data_dir: str | Path | None, recipe: Recipe) -> tuple[Sections
 def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
                        out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
                        max_steps: int | None = None) -> Path:
-    """Train ``entry`` with ``recipe``; returns the best checkpoint (``out_dir/NAME/best.pt``).
+    """Train ``entry`` with ``recipe`` in the one loop; returns the best checkpoint (``out_dir/NAME/best.pt``).
 
     ``data_dir``: a folder of image/label pairs (default: the ISBI 2012 sections), or
     ``"synthetic"`` for procedurally made ones (offline smoke runs).
     """
     ops = check_ops(recipe.augment)
-    opts = skeleton.options(entry, recipe)
-    terms = loss_terms(opts.loss)
-    dev = resolve_device(device)
-    torch.manual_seed(recipe.seed)
-    run_dir = Path(out_dir) / entry.name
-    state = skeleton.start_run(run_dir, entry, recipe, resume, map_location=dev)
-    with skeleton.kernels(dev, opts):
-        return _train(entry, recipe, opts, ops, terms, data_dir, run_dir, dev, state, max_steps)
-
-
-def _train(entry: ModelEntry, recipe: Recipe, opts, ops, terms, data_dir, run_dir: Path, dev: torch.device,
-           state: dict[str, Any] | None, max_steps: int | None) -> Path:
+    terms = loss_terms(skeleton.options(entry, recipe).loss)
+    resolve_device(device)  # a bad --device is reported before any work
     train_set, val_set = load_sections(data_dir, recipe)
-    images = torch.from_numpy(train_set.images).to(dev)[:, None].float() / 255
-    labels = torch.from_numpy(train_set.labels).to(dev)
-    val_images = normalize(torch.from_numpy(val_set.images).to(dev)[:, None].float(), entry.preprocess)
-    val_labels = torch.from_numpy(val_set.labels).to(dev)
+    return one_loop.fit(entry, recipe, lambda context: SegmentationSteps(entry, recipe, ops, terms, train_set,
+                                                                         val_set, context),
+                        out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
-    model = build(entry).to(dev)
-    multiple = getattr(model, "size_multiple", 1)
-    side = min(images.shape[-2:])
-    tile = min(opts.tile, max(multiple, side // multiple * multiple))
-    if getattr(model, "padding", "same") == "valid":
-        tile = model.valid_input_size(tile)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = skeleton.make_optimizer(model, recipe)
-    steps_per_epoch = opts.steps_per_epoch
-    total_steps = recipe.epochs * steps_per_epoch
-    warmup = opts.warmup_steps if opts.warmup_steps is not None else min(100, max(1, total_steps // 20))
-    scheduler = skeleton.make_scheduler(optimizer, recipe, total_steps, warmup)
-    generator = torch.Generator(device=dev).manual_seed(recipe.seed)
 
-    def autocast():
-        return skeleton.autocast(dev)
+class SegmentationSteps:
+    """A U-Net's part of the loop: ``steps_per_epoch`` steps of freshly sampled, augmented tiles, the
+    weighted loss, whole held-out sections validated every epoch; ``best.pt`` by pixel error."""
 
-    epoch, step, seconds, rows, best_error = 0, 0, 0.0, [], float("inf")
-    last_path, best_path = run_dir / checkpoints.LAST, run_dir / checkpoints.BEST
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["rng"].cpu())
-        epoch, step, seconds = state["epoch"], state["step"], state["seconds"]
-        rows, best_error = list(state.get("history", [])), float(state.get("best_pixel_error", best_error))
+    selection = one_loop.Selection("val_pixel_error", "lower")
+    warmup = 0.25
+    checkpoint_every = None
+    plot = False
 
-    machine = checkpoints.machine(dev)
+    def __init__(self, entry: ModelEntry, recipe: Recipe, ops: Any, terms: tuple[str, ...], train_set: Sections,
+                 val_set: Sections, context: Any) -> None:
+        dev = context.device
+        self.entry, self.ops, self.terms, self.val_set = entry, ops, terms, val_set
+        self.opts = skeleton.options(entry, recipe)
+        self.batch_size = one_loop.per_process(recipe.batch_size, context)
+        self.images = torch.from_numpy(train_set.images).to(dev)[:, None].float() / 255
+        self.labels = torch.from_numpy(train_set.labels).to(dev)
+        self.val_images = normalize(torch.from_numpy(val_set.images).to(dev)[:, None].float(), entry.preprocess)
+        self.val_labels = torch.from_numpy(val_set.labels).to(dev)
+        self.device = dev
+        self.epochs = recipe.epochs
+        total = recipe.epochs * self.opts.steps_per_epoch
+        self.warmup_steps = self.opts.warmup_steps if self.opts.warmup_steps is not None else min(100, max(1, total // 20))
+        shape = build(entry)  # the tile side the architecture takes (a copy: the loop builds the trained one)
+        multiple = getattr(shape, "size_multiple", 1)
+        side = min(self.images.shape[-2:])
+        self.tile = min(self.opts.tile, max(multiple, side // multiple * multiple))
+        if getattr(shape, "padding", "same") == "valid":
+            self.tile = shape.valid_input_size(self.tile)
 
-    def payload(metrics: dict[str, Any], with_optimizer: bool) -> dict[str, Any]:
-        state = {"model": checkpoints.plain_state_dict(model), "entry": entry.name, "recipe": recipe.to_json(),
-                 "epoch": epoch, "step": step, "metrics": metrics, "seconds": seconds, "device": str(dev),
-                 "machine": machine, "best_pixel_error": best_error}
-        if with_optimizer:
-            state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                         rng=generator.get_state(), history=rows)
-        return state
+    def steps_in(self, epoch: int) -> int:
+        return self.opts.steps_per_epoch
 
-    limit = min(total_steps, max_steps) if max_steps else total_steps
-    bar = skeleton.progress(limit, step, entry.name)
-    model.train()
-    while epoch < recipe.epochs and step < limit:
-        started = time.perf_counter()
-        loss_sum = torch.zeros((), device=dev)
-        steps_run = 0
-        while steps_run < steps_per_epoch and step < limit:
-            x, y = sample_tiles(images, labels, recipe.batch_size, tile, ops, generator)
-            x = normalize(x * 255, entry.preprocess)  # the tiles come as pixels / 255
-            if dev.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                logits = model(x)
-            if logits.shape[-2:] != y.shape[-2:]:  # valid padding: the label of the output's centre
-                y = _center_crop(y, *logits.shape[-2:])
-            loss = segmentation_loss(logits, y, terms, opts.membrane_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-            step += 1
-            steps_run += 1
-            bar.update(1)
-        epoch += 1
-        result = validate(model, val_images, val_labels, autocast)
-        seconds += time.perf_counter() - started
-        rate = steps_run * recipe.batch_size / max(1e-9, time.perf_counter() - started)
-        metrics = {"epoch": epoch, "step": step, "partial": steps_run < steps_per_epoch,
-                   "lr": scheduler.get_last_lr()[0], "train_loss": loss_sum.item() / max(1, steps_run),
-                   "val_pixel_error": result["val_pixel_error"], "val_dice": result["val_dice"],
-                   "val_sections": list(val_set.names), "seconds": round(seconds, 2),
-                   "tiles_per_second": round(rate, 1)}
-        if result["val_pixel_error"] < best_error:
-            best_error = result["val_pixel_error"]
-            rand = score(list(result["prediction"].numpy()), list(val_set.labels))
-            metrics.update(val_rand_error=rand["rand_error"])
-            checkpoints.save(best_path, payload(metrics, with_optimizer=False))
-        rows.append(metrics)
-        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_err=f"{metrics['val_pixel_error']:.4f}",
-                        best=f"{best_error:.4f}")
-        checkpoints.save(last_path, payload(metrics, with_optimizer=True))
-        atomic_write_json(run_dir / "metrics.json", rows)
-    bar.close()
-    if not best_path.is_file():  # resumed a finished run, or no step was allowed: the last weights are the best known
-        checkpoints.save(best_path, payload(rows[-1] if rows else {}, with_optimizer=False))
-    return best_path
+    def batch(self, epoch: int, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = sample_tiles(self.images, self.labels, self.batch_size, self.tile, self.ops, generator)
+        return normalize(x * 255, self.entry.preprocess), y  # the tiles come as pixels / 255
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        if logits.shape[-2:] != y.shape[-2:]:  # valid padding: the label of the output's centre
+            y = _center_crop(y, *logits.shape[-2:])
+        loss = segmentation_loss(logits, y, self.terms, self.opts.membrane_weight)
+        return loss, torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=x.device)])
+
+    def train_metrics(self, stats: list[float]) -> dict[str, Any]:
+        loss_sum, count = stats or (0.0, 0.0)
+        return {"train_loss": loss_sum / max(count, 1)}
+
+    def validate(self, model: nn.Module) -> dict[str, Any]:
+        result = validate(model, self.val_images, self.val_labels, lambda: skeleton.autocast(self.device))
+        self._prediction = result["prediction"]
+        return {"val_pixel_error": result["val_pixel_error"], "val_dice": result["val_dice"],
+                "val_sections": list(self.val_set.names)}
+
+    def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
+        """The Rand error too, for the best only: it is the slow one."""
+        row["val_rand_error"] = score(list(self._prediction.numpy()), list(self.val_set.labels))["rand_error"]
+
+    def summary(self, row: dict[str, Any]) -> str:
+        return (f"epoch {row['epoch']}{' (partial)' if row['partial'] else ''}: train loss {row['train_loss']:.4f} | "
+                f"val pixel error {row['val_pixel_error']:.4f} dice {row['val_dice']:.4f} | "
+                f"{row['epoch_seconds']:.1f} s")
+
+    def finish(self, model: nn.Module, run_dir: Path) -> None:
+        return None
+
+    def describe(self) -> Any:
+        return {"dataset": self.entry.dataset, "train": len(self.images), "val": len(self.val_images)}

@@ -45,7 +45,7 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int,
-                   warmup_steps: int = 0) -> torch.optim.lr_scheduler.LRScheduler:
+                   warmup_steps: int = 0, warmup: float = 0.25) -> torch.optim.lr_scheduler.LRScheduler:
     """The recipe's schedule, stepped once per optimizer step.
 
     onecycle: Smith & Topin 2017, warm-up to lr (``warmup`` of the steps) then anneal to ~0;
@@ -54,9 +54,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps
     """
     if recipe.schedule == "onecycle":
         momentum = recipe.optimizer != "sgd" or recipe.momentum > 0
-        pct_start = float(recipe.options.get("warmup", 0.25))
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total_steps,
-                                                   pct_start=pct_start, cycle_momentum=momentum)
+                                                   pct_start=warmup, cycle_momentum=momentum)
     if recipe.schedule not in ("cosine", "constant"):
         raise ConvzooError(f"unknown schedule {recipe.schedule!r}; use onecycle, cosine or constant")
     if warmup_steps <= 0:

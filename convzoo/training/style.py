@@ -22,8 +22,8 @@ or either by name), ``loss_weights`` (VGG-16 state-dict file), ``loss_seed``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,10 @@ from torch import nn
 
 from convzoo.data.images import CropSampler, content_photos
 from convzoo.errors import ConvzooError, DataNotFoundError
-from convzoo.models import build
-from convzoo.registry import atomic_write_bytes, atomic_write_json
-from convzoo.types import ModelEntry, Recipe
-from convzoo.training import RUNS, checkpoints, skeleton
+from convzoo.registry import atomic_write_bytes
+from convzoo.types import ModelEntry, Recipe, StyleOptions, training_options
+from convzoo.training import RUNS, skeleton
+from convzoo.training import fit as one_loop
 from convzoo.training.distributed import resolve_device
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "styles"
@@ -105,10 +105,12 @@ def hub_vgg16() -> Path | None:
     return path if path.is_file() else None
 
 
-def loss_network(options: dict[str, Any]) -> nn.Module:
+def loss_network(options: Mapping[str, Any] | StyleOptions) -> nn.Module:
     """The frozen loss network the recipe asks for (see the module docstring)."""
-    kind = options.get("loss_network", "auto")
-    weights = options.get("loss_weights") or (hub_vgg16() if kind in ("auto", "vgg16") else None)
+    if not isinstance(options, StyleOptions):
+        options = training_options("style", options)
+    kind = options.loss_network
+    weights = options.loss_weights or (hub_vgg16() if kind in ("auto", "vgg16") else None)
     if kind == "vgg16" and not weights:
         raise DataNotFoundError(f"loss_network vgg16 needs ImageNet VGG-16 weights: pass --loss-weights FILE "
                                 f"(torchvision's vgg16 state dict) or put {VGG16_FILE} in "
@@ -120,7 +122,7 @@ def loss_network(options: dict[str, Any]) -> nn.Module:
         return VGG16Features(torch.load(path, map_location="cpu", weights_only=True))
     if kind not in ("auto", "random-vgg"):
         raise ConvzooError(f"loss_network {kind!r}: use auto, vgg16 or random-vgg")
-    return RandomVGG(seed=int(options.get("loss_seed", 0)))
+    return RandomVGG(seed=options.loss_seed)
 
 
 def gram(features: torch.Tensor, centred: bool = True) -> torch.Tensor:
@@ -226,96 +228,74 @@ def preview(model: nn.Module, photos: dict[str, np.ndarray], style: torch.Tensor
 def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
                 out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
                 max_steps: int | None = None) -> Path:
-    """Train a style network; returns ``out_dir/NAME/best.pt`` (the final weights: there is no validation
-    metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones)."""
+    """Train a style network in the one loop; returns ``out_dir/NAME/best.pt`` (the latest weights: there is
+    no validation metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones)."""
     opts = skeleton.options(entry, recipe)
     if not opts.style_image:
         raise ConvzooError(f"{entry.name}: its recipe names no style_image")
-    dev = resolve_device(device)
-    torch.manual_seed(recipe.seed)
-    run_dir = Path(out_dir) / entry.name
-    state = skeleton.start_run(run_dir, entry, recipe, resume, map_location=dev)
-    with skeleton.kernels(dev, opts):
-        return _train(entry, recipe, opts, data_dir, run_dir, dev, state, max_steps)
-
-
-def _train(entry: ModelEntry, recipe: Recipe, opts, data_dir, run_dir: Path, dev: torch.device,
-           state: dict[str, Any] | None, max_steps: int | None) -> Path:
-    size = opts.image_size
-    steps = opts.steps * max(1, recipe.epochs)
-    log_every = max(1, opts.log_every)
-    checkpoint_every = max(1, opts.checkpoint_every or 500)
+    resolve_device(device)  # a bad --device is reported before any work
     train_photos, held_photos = content_photos(data_dir)
-    sampler = CropSampler(train_photos, size, dev)
-    style = load_style(opts.style_image, opts.style_size).to(dev)
-    network = loss_network(recipe.options).to(dev)
-    channels_last = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-    network = network.to(memory_format=channels_last)
-    criterion = PerceptualLoss(network, style, opts.content_weight, opts.style_weight, opts.tv_weight)
-    model = build(entry).to(dev).to(memory_format=channels_last)
-    optimizer = skeleton.make_optimizer(model, recipe)
-    scheduler = skeleton.make_scheduler(optimizer, recipe, steps)
-    generator = torch.Generator(device=dev).manual_seed(recipe.seed)
+    return one_loop.fit(entry, recipe, lambda context: StyleSteps(entry, recipe, opts, train_photos, held_photos,
+                                                                  context),
+                        out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
-    last_path, best_path = run_dir / checkpoints.LAST, run_dir / checkpoints.BEST
-    step, seconds, rows = 0, 0.0, []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scheduler" in state:
-            scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["rng"].cpu())
-        step, seconds, rows = state["step"], state["seconds"], list(state.get("history", []))
-    machine = checkpoints.machine(dev)
 
-    def payload(metrics: dict[str, Any], with_optimizer: bool) -> dict[str, Any]:
-        state = {"model": checkpoints.plain_state_dict(model), "entry": entry.name, "recipe": recipe.to_json(),
-                 "epoch": 1 if step >= steps else 0, "step": step, "metrics": metrics, "seconds": seconds,
-                 "device": str(dev), "machine": machine}
-        if with_optimizer:
-            state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=generator.get_state(),
-                         history=rows)
-        return state
+class StyleSteps:
+    """A style net's part of the loop: random content crops, the perceptual loss; an "epoch" is one
+    ``log_every`` window of steps (a metrics row and a last.pt each); no validation, so ``best.pt`` is
+    the latest weights; a preview sheet of held-out photos at the end."""
 
-    limit = min(steps, max_steps) if max_steps else steps
-    bar = skeleton.progress(limit, step, entry.name)
-    sums = torch.zeros(3, device=dev)
-    window, started = 0, time.perf_counter()
-    model.train()
-    while step < limit:
-        content = sampler.sample(recipe.batch_size, generator).contiguous(memory_format=channels_last)
-        with skeleton.autocast(dev):
-            output = model(content)
-            losses = criterion(output, content)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
-        scheduler.step()
-        sums += torch.stack([losses["loss"].detach(), losses["content"].detach(), losses["style"].detach()])
-        step += 1
-        window += 1
-        bar.update(1)
-        if step % log_every == 0 or step == limit:  # the only host syncs: one per log line
-            values = (sums / window).tolist()
-            elapsed = time.perf_counter() - started
-            seconds += elapsed
-            started = time.perf_counter()
-            metrics = {"step": step, "loss": values[0], "content_loss": values[1], "style_loss": values[2],
-                       "seconds": round(seconds, 2),
-                       "images_per_second": round(window * recipe.batch_size / elapsed, 1),
-                       "loss_network": network.name}
-            rows.append(metrics)
-            bar.set_postfix(loss=f"{values[0]:.3f}", content=f"{values[1]:.3f}", style=f"{values[2]:.3f}")
-            sums.zero_()
-            window = 0
-            atomic_write_json(run_dir / "metrics.json", rows)
-            if step % checkpoint_every == 0 or step == limit:
-                checkpoints.save(last_path, payload(metrics, with_optimizer=True))
-    bar.close()
-    final = rows[-1] if rows else {}
-    checkpoints.save(best_path, payload(final, with_optimizer=False))
-    if not last_path.is_file():
-        checkpoints.save(last_path, payload(final, with_optimizer=True))
-    if held_photos:
-        preview(model, held_photos, style, run_dir / "preview.png", dev)
-    return best_path
+    selection = None
+    warmup = 0.25
+    warmup_steps = 0
+    plot = False
+
+    def __init__(self, entry: ModelEntry, recipe: Recipe, opts: StyleOptions, train_photos: Any, held_photos: Any,
+                 context: Any) -> None:
+        dev = context.device
+        self.entry, self.held_photos, self.device, self.photos = entry, held_photos, dev, len(train_photos)
+        self.batch_size = one_loop.per_process(recipe.batch_size, context)
+        self.total = opts.steps * max(1, recipe.epochs)
+        self.window = max(1, opts.log_every)
+        self.epochs = -(-self.total // self.window)
+        self.checkpoint_every = max(1, opts.checkpoint_every or 500)
+        self.sampler = CropSampler(train_photos, opts.image_size, dev)
+        self.style = load_style(opts.style_image, opts.style_size).to(dev)
+        memory = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+        self.network = loss_network(opts).to(dev).to(memory_format=memory)
+        self.criterion = PerceptualLoss(self.network, self.style, opts.content_weight, opts.style_weight,
+                                        opts.tv_weight)
+
+    def steps_in(self, epoch: int) -> int:
+        return min(self.window, self.total - epoch * self.window)
+
+    def batch(self, epoch: int, index: int, generator: torch.Generator) -> tuple[torch.Tensor, None]:
+        return self.sampler.sample(self.batch_size, generator), None
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: None) -> tuple[torch.Tensor, torch.Tensor]:
+        losses = self.criterion(model(x), x)
+        return losses["loss"], torch.stack([losses["loss"].detach(), losses["content"].detach(),
+                                            losses["style"].detach(), torch.ones((), device=x.device)]).double()
+
+    def train_metrics(self, stats: list[float]) -> dict[str, Any]:
+        loss, content, style, count = stats or (0.0, 0.0, 0.0, 0.0)
+        count = max(count, 1)
+        return {"loss": loss / count, "content_loss": content / count, "style_loss": style / count,
+                "loss_network": self.network.name}
+
+    def validate(self, model: nn.Module) -> dict[str, Any]:
+        return {}
+
+    def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
+        return None
+
+    def summary(self, row: dict[str, Any]) -> str:
+        return (f"step {row['step']}: loss {row['loss']:.3f} content {row['content_loss']:.3f} "
+                f"style {row['style_loss']:.3f} | {row['images_per_second']:.1f} img/s")
+
+    def finish(self, model: nn.Module, run_dir: Path) -> None:
+        if self.held_photos:
+            preview(model, self.held_photos, self.style, run_dir / "preview.png", self.device)
+
+    def describe(self) -> Any:
+        return {"dataset": self.entry.dataset, "photos": self.photos}
