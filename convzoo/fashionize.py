@@ -25,9 +25,13 @@ TRIM_TOLERANCE = 0.05  # the paper: "within 5% of the maximum possible intensity
 BORDER = 0.02  # fraction of each side sampled to estimate the background colour
 
 
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
 def flatten(image: Image.Image) -> Image.Image:
     """RGB, with any transparency laid on white (a transparent product PNG is a product on white)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+    if has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

@@ -56,7 +56,7 @@ def test_the_model_tabs_name_their_endpoints(client):
 
 def test_classify_a_fashion_mnist_example(client, tiny_store):
     example = sorted(EXAMPLES.glob("*-ankle-boot.png"))[0]
-    label, seen, info = client.predict("tiny-fashion", handle_file(str(example)), True, api_name="/classify")
+    label, seen, info, _notice = client.predict("tiny-fashion", handle_file(str(example)), True, api_name="/classify")
     probs = confidences(label)
     assert len(probs) == 5 and set(probs) <= set(load_model("tiny-fashion", tiny_store).labels)
     assert 0.0 < sum(probs.values()) <= 1.0 + 1e-6
@@ -67,21 +67,21 @@ def test_classify_a_fashion_mnist_example(client, tiny_store):
 
 
 def test_fashionize_toggle_changes_what_the_model_sees(client, files):
-    _, with_step, _ = client.predict("tiny-fashion", handle_file(files["photo"]), True, api_name="/classify")
-    _, without, _ = client.predict("tiny-fashion", handle_file(files["photo"]), False, api_name="/classify")
+    _, with_step, _, _ = client.predict("tiny-fashion", handle_file(files["photo"]), True, api_name="/classify")
+    _, without, _, _ = client.predict("tiny-fashion", handle_file(files["photo"]), False, api_name="/classify")
     on, off = np.asarray(Image.open(with_step).convert("L")), np.asarray(Image.open(without).convert("L"))
     assert on[:, 0].mean() < 30, "fashionized: the table becomes a black background"
     assert off[:, 0].mean() > 200, "not fashionized: the light table stays light"
 
 
 def test_classify_an_rgb_model(client, files):
-    label, _, info = client.predict("tiny-cifar", handle_file(files["photo"]), True, api_name="/classify")
+    label, _, info, _ = client.predict("tiny-cifar", handle_file(files["photo"]), True, api_name="/classify")
     assert len(label["confidences"]) == 5 and "(1, 3, 32, 32)" in info and "fashionized" not in info
 
 
 def test_classify_a_drawing(client, files):
     sketch = {"background": None, "layers": [], "composite": handle_file(files["sketch"])}
-    label, seen, info = client.predict("tiny-fashion", sketch, True, api_name="/classify_sketch")
+    label, seen, info, _ = client.predict("tiny-fashion", sketch, True, api_name="/classify_sketch")
     assert len(label["confidences"]) == 5 and "fashionized" in info
     assert np.asarray(Image.open(seen).convert("L"))[:, 0].mean() < 30  # black on white: inverted like the data
 
@@ -242,7 +242,7 @@ def test_concurrent_identical_calls_all_get_their_answer(app_url, files):
     clients = [Client(app_url, verbose=False) for _ in range(16)]  # made first: the calls, not the set-up, race
 
     def call(client: Client):
-        label, seen, _info = client.predict("tiny-fashion", handle_file(files["gradient"]), False, api_name="/classify")
+        label, seen, _info, _ = client.predict("tiny-fashion", handle_file(files["gradient"]), False, api_name="/classify")
         return label["label"], Image.open(seen).size
 
     with ThreadPoolExecutor(16) as pool:

@@ -50,7 +50,7 @@ def test_default_state_is_the_lecture_exercise():
     assert cells(html, "B") == ["-1", "-1/2", "7/2", "4"]
     assert "max-pool 2x2" in html and ">2</td>" in html and ">4</td>" in html
     assert "floor((4 + 2·0 - 1·(3 - 1) - 1) / 1) + 1 = 2" in html
-    assert chosen == "A: row 1, column 1" and len(choices) == 8
+    assert chosen == "A: row 1, column 1" and len(choices) == 8 + 2  # and the two pooled values
     assert "(0 × -1/2) + (1 × 1) + (0 × -1/2) + " in expansion and expansion.count("cz-win") == 9
     assert "= 2</div>" in expansion
 
@@ -76,7 +76,6 @@ def test_choosing_a_cell_moves_the_window():
     (dict(image={"headers": ["1", "2"], "data": [["1", "2"], ["3"]]}), "ragged rows"),
     (dict(grids=(playground.grid_value(playground.preset("box blur", 5)), B, C, D)), "share one size"),
     (dict(image=playground.grid_value([["1", "2"], ["3", "4"]])), "spans 3 pixels"),
-    (dict(pooling_size=3), "pooling window spans 3"),
     (dict(filters=7), "number of filters must be a whole number from 1 to 4"),
     (dict(biases=("1/0", "0", "0", "0")), "bias of filter A"),
 ])
@@ -91,7 +90,27 @@ def test_relu_padding_stride_and_average_pooling():
     assert "floor((4 + 2·1 - 1·(3 - 1) - 1) / 2) + 1 = 2" in html
     assert "after ReLU" in html and "average-pool 2x2" in html
     html, choices, _, expansion, _ = state(padding=1, cell="A: row 1, column 1")
-    assert len(choices) == 2 * 16 and "zero padding" in expansion and "cz-pad" in expansion
+    assert len(choices) == 2 * 16 + 2 * 4 and "zero padding" in expansion and "cz-pad" in expansion
+
+
+def test_pooling_that_does_not_fit_keeps_the_convolution():
+    html, choices, chosen, expansion, message = state(pooling_size=3)  # a 3x3 window on the 2x2 outputs (issue 23)
+    assert "pooling window spans 3" in message and "outputs are shown" in message
+    assert cells(html, "A") == ["2", "-2", "-1", "1"] and "does not fit" in html
+    assert chosen == "A: row 1, column 1" and len(choices) == 8 and "= 2</div>" in expansion
+
+
+@pytest.mark.parametrize("pooling, cell, text, winner", [
+    ("max", "B: pooled row 1, column 1", "max(-1, -1/2, 7/2, 4) = 4", "4"),
+    ("max", "A: pooled row 1, column 1", "max(2, -2, -1, 1) = 2", "2"),
+    ("average", "B: pooled row 1, column 1", "(-1 + -1/2 + 7/2 + 4) / 4 = 3/2", None),
+])
+def test_a_pooled_value_shows_its_window_and_the_winner(pooling, cell, text, winner):
+    html, _, chosen, expansion, _ = state(pooling=pooling, cell=cell)
+    assert chosen == cell and f"data-cell='{cell}' class='cz-sel'" in html
+    assert text in expansion and expansion.count("cz-win") == (3 if winner else 4)
+    if winner:
+        assert f"<td class='cz-sel'>{winner}</td>" in expansion
 
 
 def test_presets_and_resizing():

@@ -7,10 +7,23 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
-from convzoo.demos.common import (Timer, as_image, dataset_of, fashion_examples, open_model_tab, product_sketchpad,
-                                  readable_errors, safe_image, served_file, skimage_photos, tensor_picture)
-from convzoo.fashionize import fashionize, is_fashion_form
+from convzoo import ood
+from convzoo.demos.common import (
+    Timer,
+    as_image,
+    dataset_of,
+    fashion_examples,
+    open_model_tab,
+    product_sketchpad,
+    readable_errors,
+    safe_image,
+    served_file,
+    skimage_photos,
+    tensor_picture,
+)
+from convzoo.fashionize import fashionize, flatten, has_alpha, is_fashion_form
 from convzoo.registry import Store
 from convzoo.runtime import load_model, softmax, top_k
 
@@ -20,25 +33,50 @@ INTRO = ("**Classify** runs a trained classifier from the model store on your im
 FASHIONIZE_HELP = ("Fashion-MNIST models only saw 28x28 grey products, bright on black and filling the frame. "
                    "This step converts your photo the way the data set's authors converted theirs (trim the "
                    "background, fit the longer side, centre on a square, invert to a dark background, grey).")
+# No product photo with a clear licence ships here (issue 23): these say what they are for instead
+STRANGERS = ("chelsea", "coffee", "rocket")
+STRANGERS_LABEL = ("Not products (an out-of-distribution demonstration): a cat, a cup, a rocket. The model still "
+                   "names one of its ten classes; the notice beside the answer says the picture is unlike them")
+PAGE_CSS = """
+#classify-image img, #classify-seen img { image-rendering: pixelated; }
+"""
 
 
 def fashion_default(store: Store, name: str | None) -> bool:
     return dataset_of(store, name) == "fashion-mnist"
 
 
+def model_input(store: Store, name: str, picture: Image.Image, use_fashionize: bool = True
+                ) -> tuple[np.ndarray, list[str]]:
+    """The exact tensor the model receives, and the steps that made it (``scripts/ood_measure.py`` measures the
+    out-of-distribution notice through this very path)."""
+    steps = []
+    if has_alpha(picture):
+        steps.append("transparent parts laid on white")
+        picture = flatten(picture)
+    if use_fashionize and fashion_default(store, name):
+        steps.append("already in Fashion-MNIST form" if is_fashion_form(picture) else "fashionized")
+        picture = fashionize(picture)
+    return load_model(name, store).preprocess(picture), steps
+
+
+def ood_notice(store: Store, name: str, x: np.ndarray, what: str = "the ten Fashion-MNIST products") -> str:
+    """A sentence on whether the input looks like the training data; empty for a model never calibrated."""
+    stored = store.get(name)
+    found = ood.verdict(name, stored.onnx_path, stored.sha256, x)
+    return found.sentence(what) if found is not None else ""
+
+
 @readable_errors
-def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -> tuple[dict, str, str]:
-    """Top-5 probabilities, the picture of the preprocessed tensor, and a line with the timing."""
+def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -> tuple[dict, str, str, str]:
+    """Top-5 probabilities, the picture of the preprocessed tensor, a line with the timing, and the
+    out-of-distribution notice."""
     if not name:
         raise gr.Error("choose a model first")
     picture = as_image(image)
     model = load_model(name, store)
-    steps = []
     with Timer() as prep:
-        if use_fashionize and fashion_default(store, name):
-            steps.append("already in Fashion-MNIST form" if is_fashion_form(picture) else "fashionized")
-            picture = fashionize(picture)
-        x = model.preprocess(picture)
+        x, steps = model_input(store, name, picture, use_fashionize)
     with Timer() as infer:
         logits = model.run(x)
     top5 = {p.label: p.probability for p in top_k(softmax(logits)[0], model.labels, 5)}
@@ -47,15 +85,15 @@ def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -
     info = (f"Inference {infer.ms:.1f} ms, preprocessing {prep.ms:.1f} ms ({done}). "
             f"Tensor {tuple(x.shape)} float32, values {x.min():.2f}..{x.max():.2f}: "
             f"x = (pixel × {pre.scale:.6g} − mean {list(pre.mean)}) / std {list(pre.std)}.")
-    return top5, served_file(tensor_picture(x)), info
+    return top5, served_file(tensor_picture(x)), info, ood_notice(store, name, x)
 
 
 def classify_if_image(store: Store, name: str, image: Any, use_fashionize: bool = True):
     """On upload or example click: classify at once; a cleared image leaves the outputs as they are."""
-    return (gr.skip(),) * 3 if image is None else classify(store, name, image, use_fashionize)
+    return (gr.skip(),) * 4 if image is None else classify(store, name, image, use_fashionize)
 
 
-def classify_sketch(store: Store, name: str, sketch: Any, use_fashionize: bool = True) -> tuple[dict, np.ndarray, str]:
+def classify_sketch(store: Store, name: str, sketch: Any, use_fashionize: bool = True) -> tuple[dict, str, str, str]:
     return classify(store, name, sketch, use_fashionize)
 
 
@@ -71,20 +109,24 @@ def tab(store: Store) -> None:
             use_fashionize = gr.Checkbox(value=fashion_default(store, first), label="Fashionize photos",
                                          info=FASHIONIZE_HELP, elem_id="classify-fashionize")
             with gr.Tab("Upload"):
-                image = safe_image(type="pil", label="Image", height=300, elem_id="classify-image")
+                image = safe_image(type="pil", image_mode=None, label="Image", height=300, elem_id="classify-image")
                 run = gr.Button("Classify", variant="primary", elem_id="classify-run")
-                examples = fashion_examples() + skimage_photos(("chelsea", "coffee", "rocket"))
-                if examples:
-                    gr.Examples(examples, inputs=image, label="Examples: Fashion-MNIST test images and photos")
+                products = fashion_examples()
+                if products:
+                    gr.Examples(products, inputs=image, label="Fashion-MNIST test images: what the models know")
+                strangers = skimage_photos(STRANGERS)
+                if strangers:
+                    gr.Examples(strangers, inputs=image, label=STRANGERS_LABEL)
             with gr.Tab("Draw"):
                 sketch = product_sketchpad("classify-sketch")
                 run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="classify-sketch-run")
         with gr.Column(scale=1, min_width=300):
             top5 = gr.Label(num_top_classes=5, label="Top 5", elem_id="classify-top5")
+            notice = gr.Markdown(elem_id="classify-ood")
             seen = gr.Image(label="What the model sees (the exact input tensor, stretched to black..white)",
                             interactive=False, height=300, format="png", elem_id="classify-seen")
             timing = gr.Markdown(elem_id="classify-info")
-    outputs = [top5, seen, timing]
+    outputs = [top5, seen, timing, notice]
     # Queued on purpose: queue=False (one POST /gradio_api/run) would save 3 to 5 ms a call, but Gradio 6.31's page
     # then shows a failed call as a bare "Error" instead of its sentence (benchmarks/README.md, issue 12).
     run.click(partial(classify, store), [model, image, use_fashionize], outputs, api_name="classify")

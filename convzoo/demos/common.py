@@ -28,10 +28,11 @@ import numpy as np
 from PIL import Image
 
 from convzoo import bounds, catalogue, registry, tasks
-from convzoo.sizes import Size
 from convzoo.errors import BadInputError, ConvzooError
+from convzoo.fashionize import flatten, has_alpha
 from convzoo.registry import Store, StoredModel
 from convzoo.runtime import to_rgb_or_gray
+from convzoo.sizes import Size
 
 log = logging.getLogger("convzoo.demos")
 
@@ -106,7 +107,11 @@ SHOWN_MODES = ("L", "LA", "RGB", "RGBA")
 def _as_mode(image: Image.Image, mode: str | None) -> Image.Image:
     """The mode a ``gr.Image`` asks for; with none, a mode its pixels mean as they are (not a palette's indices)."""
     if mode:
-        return image if image.mode == mode else image.convert(mode)
+        if image.mode == mode:
+            return image
+        if mode in ("RGB", "L") and has_alpha(image):  # a transparent background is white, not its hidden colour
+            image = flatten(image)
+        return image.convert(mode)
     if image.mode in SHOWN_MODES:
         return image
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
@@ -205,7 +210,25 @@ def as_image(value: Any) -> Image.Image:
 def product_sketchpad(elem_id: str) -> gr.Sketchpad:
     """A canvas to draw a garment on, as Fashion-MNIST classifiers take it after fashionize (dark on light)."""
     return safe_sketchpad(type="pil", label="Draw a product (dark on light)", canvas_size=(280, 280),
-                          brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"), elem_id=elem_id)
+                          brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"), elem_id=elem_id,
+                          elem_classes=["cz-sketch"])
+
+
+# Gradio 6.31's Sketchpad opens with no tool chosen ("select the draw tool to start"), so a first stroke draws
+# nothing (issue 23): once a canvas is on screen, its Brush is chosen for the person, once.
+PAGE_JS = """
+(() => {
+  const arm = () => {
+    for (const pad of document.querySelectorAll('.cz-sketch')) {
+      if (pad.dataset.czBrush || !pad.offsetParent) continue;
+      const brush = pad.querySelector('button[aria-label="Brush"]');
+      if (brush) { brush.click(); pad.dataset.czBrush = 'on'; }
+    }
+  };
+  new MutationObserver(arm).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
+                                                               attributeFilter: ['class', 'style', 'hidden']});
+})();
+"""
 
 
 def sketch_image(value: dict) -> Image.Image:

@@ -30,9 +30,12 @@ INTRO = ("**Invariance lab** moves, turns and scales one image and asks a classi
          "translation, but nothing in the architecture makes it invariant to rotation.")
 CLAIM = ("What to look for: the probability should stay high for small shifts (the same filters slide over the "
          "whole image and pooling forgets small offsets; it only falls once the object leaves the frame), and "
-         "fall as the angle grows, since the filters were only ever trained on upright objects.")
+         "fall as the angle grows, since the filters were only ever trained on upright objects. Scale is in between: "
+         "pooling forgives a little, but filters tuned to strokes of one width miss the same object much "
+         "smaller or larger.")
 SHIFTS = np.arange(-50, 50.1, 2.5)  # percent of the image side
 ANGLES = np.arange(-180, 180.1, 10)  # degrees
+SCALES = np.round(np.arange(sizes.SCALE[0], sizes.SCALE[1] + 0.01, 0.1), 2)  # the scale slider's whole range
 
 
 def example_table() -> dict[str, str]:
@@ -95,9 +98,17 @@ def probabilities(store: Store, name: str, images: list[Image.Image]) -> np.ndar
     return softmax(model.run(batch))
 
 
+SWEEPS = (  # (what moves, keyword of ``transform``, values, axis label, colour); every slider of the tab is swept
+    ("horizontal shift", "shift_x", SHIFTS, "shift right (% of the image side)", "tab:blue"),
+    ("vertical shift", "shift_y", SHIFTS, "shift down (% of the image side)", "tab:green"),
+    ("rotation", "angle", ANGLES, "rotation (degrees)", "tab:red"),
+    ("scale", "scale", SCALES, "scale (1 = as drawn)", "tab:purple"),
+)
+
+
 @readable_errors
 def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotlib Figure
-    """Top-1 probability of the unmoved image's class against horizontal shift and against angle."""
+    """Top-1 probability of the unmoved image's class against each slider: shift right, shift down, angle, scale."""
     from matplotlib.figure import Figure  # noqa: PLC0415 -- only the sweep draws with matplotlib
 
     paths = example_table()
@@ -107,21 +118,22 @@ def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotli
     model = load_model(name, store)
     cls = int(np.argmax(probabilities(store, name, [base])[0]))
     label = model.labels[cls] if cls < len(model.labels) else str(cls)
-    by_shift = probabilities(store, name, [transform(base, shift_x=s) for s in SHIFTS])[:, cls]
-    by_angle = probabilities(store, name, [transform(base, angle=a) for a in ANGLES])[:, cls]
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
-    left, right = fig.subplots(1, 2, sharey=True)
-    left.plot(SHIFTS, by_shift, marker="o", ms=3)
-    left.set(xlabel="horizontal shift (% of the image side)", ylabel=f"P({label})", ylim=(0, 1.02),
-             title="translation")
-    right.plot(ANGLES, by_angle, marker="o", ms=3, color="tab:red")
-    right.set(xlabel="rotation (degrees)", title="rotation", xticks=range(-180, 181, 90))
-    for ax in (left, right):
+    curves = {what: probabilities(store, name, [transform(base, **{key: v}) for v in values])[:, cls]
+              for what, key, values, _, _ in SWEEPS}
+    fig = Figure(figsize=(9, 6.4), layout="constrained")
+    axes = fig.subplots(2, 2, sharey=True).ravel()
+    for ax, (what, _, values, xlabel, colour) in zip(axes, SWEEPS):
+        ax.plot(values, curves[what], marker="o", ms=3, color=colour)
+        ax.set(xlabel=xlabel, ylabel=f"P({label})", ylim=(0, 1.02), title=what)
         ax.grid(alpha=0.3)
-    small = by_shift[np.abs(SHIFTS) <= 10].min()
-    turned = by_angle[np.abs(ANGLES) >= 90].min()
-    summary = (f"{name} on {example}: P({label}) is {by_shift[SHIFTS == 0][0]:.2f} untouched, at least {small:.2f} "
-               f"for shifts up to ±10%, and as low as {turned:.2f} once the image is turned by 90° or more. {CLAIM}")
+    axes[2].set_xticks(range(-180, 181, 90))
+    near = np.abs(SHIFTS) <= 10
+    small = min(curves["horizontal shift"][near].min(), curves["vertical shift"][near].min())
+    turned = curves["rotation"][np.abs(ANGLES) >= 90].min()
+    scaled = curves["scale"][(SCALES <= 0.6) | (SCALES >= 1.6)].min()
+    summary = (f"{name} on {example}: P({label}) is {curves['rotation'][ANGLES == 0][0]:.2f} untouched, at least "
+               f"{small:.2f} for shifts up to ±10% either way, as low as {scaled:.2f} at 0.6x or 1.6x the size, and as "
+               f"low as {turned:.2f} once the image is turned by 90° or more. {CLAIM}")
     return fig, summary
 
 
@@ -145,8 +157,8 @@ def tab(store: Store) -> None:
             moved = gr.Image(label="What the classifier gets", interactive=False, format="png", height=280,
                              elem_id="invariance-image")
             top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="invariance-top5")
-    run_sweep = gr.Button("Sweep shift and angle", variant="primary", elem_id="invariance-run")
-    plot = gr.Plot(label="Top-1 probability against shift and angle", elem_id="invariance-plot")
+    run_sweep = gr.Button("Sweep shift, angle and scale", variant="primary", elem_id="invariance-run")
+    plot = gr.Plot(label="Top-1 probability against each slider", elem_id="invariance-plot")
     summary = gr.Markdown(CLAIM, elem_id="invariance-summary")
     inputs = [model, example, shift_x, shift_y, angle, scale]
     for control in (model, example):

@@ -8,22 +8,39 @@ from typing import Any
 
 import gradio as gr
 
-from convzoo import catalogue, registry
+from convzoo import catalogue, registry, tasks
 from convzoo.card import ten_lines
 from convzoo.demos.common import intro, readable_errors
 from convzoo.registry import Store, StoredModel
 
-INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each: "
-         "accuracy (Dice for segmentation), ONNX file size and sha256. Choose one to read its model card, "
-         "download its ONNX file, and copy ten lines of Python that run it with onnxruntime and the file's own "
-         "metadata.")
-COLUMNS = list(catalogue.COLUMNS)
+
+def _headlines() -> str:
+    """What the metric column holds per task, from the task records (so the intro and the column agree)."""
+    said = [f"{task.headline.label} for {name} ({task.headline.better} is better)" for name, task in tasks.TASKS.items()
+            if task.headline is not None]
+    return "; ".join(said)
+
+
+INTRO = ("**Models** lists every model convzoo knows, from its registry, with what the store holds for each. The "
+         f"metric column is the headline test metric: {_headlines()}. Click a row, or choose a stored model below, to "
+         "read its model card (the sha256 is there), download its ONNX file, and copy ten lines of Python that run "
+         "it with onnxruntime and the file's own metadata.")
+# the table fits a laptop's width without scrolling sideways: the sha256 is in each card, the dataset in each name
+SHOWN = ("name", "task", "params", "MACs", "metric", "ONNX size", "in store")
+COLUMNS = list(SHOWN)
+PAGE_CSS = """
+#models-table td, #models-table .cell-wrap { cursor: pointer; }
+#models-table .cell-selected, #models-table td:focus-within, #models-table td.focus { outline: none !important;
+  box-shadow: none !important; }
+#models-table tr:hover td { background: var(--table-row-focus, #eef3ff); }
+"""
 
 
 def rows(store: Store) -> list[list[str]]:
     """One row per registry entry and per stored model the registry does not name (a user's own export),
     the same rows as `convzoo list`; what can be run and downloaded first."""
-    return [row.cells() for row in catalogue.rows(store)]
+    at = [catalogue.COLUMNS.index(c) for c in SHOWN]
+    return [[cells[i] for i in at] for cells in (row.cells() for row in catalogue.rows(store))]
 
 
 def _strip_front_matter(card: str) -> str:
@@ -90,16 +107,21 @@ def pick_row(table_rows: list[list[str]], index: int | list[int] | None) -> str:
 def tab(store: Store) -> None:
     intro(INTRO)
     table_rows = rows(store)
-    names = [r[0] for r in table_rows]
-    first = next((r[0] for r in table_rows if r[-1] == "yes"), names[0])
+    stored = [r[0] for r in table_rows if r[-1] == "yes"]
+    missing = [r[0] for r in table_rows if r[-1] != "yes"]
+    first = stored[0] if stored else (missing[0] if missing else None)
     table = gr.Dataframe(table_rows, headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table",
-                         label="The registry (click a row)")
+                         label="The registry (click a row to read its card)")
     try:  # the first stored model's card is on the page from the start
         card_text, onnx_file, code_text, pictures = model_card(store, first)
     except gr.Error as e:
         card_text, onnx_file, code_text, pictures = str(e), None, "", []
     with gr.Row(equal_height=True):
-        model = gr.Dropdown(names, value=first, label="Model", elem_id="models-model", scale=4)
+        # custom values: the API (and a row click) may name a registry model the store lacks, to read how to get it
+        model = gr.Dropdown(stored, value=first if first in stored else None, elem_id="models-model", scale=4,
+                            allow_custom_value=True,
+                            label=f"Model in the store ({len(stored)}; the other {len(missing)} need training first: "
+                                  "click their rows to see how)")
         show = gr.Button("Show card", elem_id="models-show", scale=1, min_width=120)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
@@ -119,7 +141,11 @@ def tab(store: Store) -> None:
     model.change(show_card, model, outputs, api_name="model_card")
     show.click(show_card, model, outputs, api_name=False)
 
-    def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
-        return pick_row(table_rows, evt.index)
+    def on_select(evt: gr.SelectData) -> tuple[Any, ...]:  # Gradio finds the event argument by its annotation
+        name = pick_row(table_rows, evt.index)
+        if not isinstance(name, str):
+            return (gr.skip(),) * (len(outputs) + 1)
+        # a stored model is chosen in the dropdown (which shows its card); any other row shows how to get it
+        return (name, *(gr.skip(),) * len(outputs)) if name in stored else (gr.skip(), *show_card(name))
 
-    table.select(on_select, None, model, api_name=False)
+    table.select(on_select, None, [model, *outputs], api_name=False)

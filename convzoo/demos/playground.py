@@ -178,6 +178,12 @@ class Result:
     activated: np.ndarray | None  # after ReLU
     pooled: np.ndarray | None
     settings: Settings
+    pool_error: str = ""  # pooling that does not fit the output: said beside the outputs, which stay (issue 23)
+
+    @property
+    def pooled_from(self) -> np.ndarray:
+        """The maps pooling reads: after ReLU when there is one."""
+        return self.activated if self.activated is not None else self.output
 
 
 def parse_filters(filters: list[Any], biases: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +205,13 @@ def compute(image: Any, filters: list[Any], biases: list[Any], settings: Setting
     s = settings
     out = cv.conv2d(x, weights, bias, stride=s.stride, padding=s.padding, dilation=s.dilation)
     activated = cv.relu(out) if s.relu else None
-    pooled = None
+    pooled, pool_error = None, ""
     if s.pool != "none":
-        pooled = cv.pool2d(activated if activated is not None else out, s.pool, s.pool_size, s.pool_stride)
-    return Result(x[None], weights, bias, out, activated, pooled, s)
+        try:
+            pooled = cv.pool2d(activated if activated is not None else out, s.pool, s.pool_size, s.pool_stride)
+        except ConvzooError as e:
+            pool_error = str(e)
+    return Result(x[None], weights, bias, out, activated, pooled, s, pool_error)
 
 
 SETTINGS = ("stride", "padding", "dilation", "relu", "pooling", "pooling size", "pooling stride")
@@ -234,21 +243,31 @@ class Layer:
         return compute(image, list(self.filters), list(self.biases), self.settings)
 
 
-CELL = re.compile(rf"^([{LETTERS}]): row (\d+), column (\d+)$")
+CELL = re.compile(rf"^([{LETTERS}]): (pooled )?row (\d+), column (\d+)$")
+Cell = tuple[int, int, int, bool]  # filter, row, column, and whether it is a pooled value
 
 
-def cell_label(f: int, row: int, col: int) -> str:
-    return f"{LETTERS[f]}: row {row + 1}, column {col + 1}"
+def cell_label(f: int, row: int, col: int, pooled: bool = False) -> str:
+    return f"{LETTERS[f]}: {'pooled ' if pooled else ''}row {row + 1}, column {col + 1}"
 
 
-def parse_cell(label: str | None, result: Result) -> tuple[int, int, int]:
+def cell_choices(result: Result) -> list[str]:
+    """Every output value one can have written out: the convolution's, then the pooled ones."""
+    maps = [(result.output, False)] + ([(result.pooled, True)] if result.pooled is not None else [])
+    return [cell_label(f, i, j, pooled) for values, pooled in maps for f in range(values.shape[0])
+            for i in range(values.shape[1]) for j in range(values.shape[2])]
+
+
+def parse_cell(label: str | None, result: Result) -> Cell:
     """The chosen output cell, or the first one when the choice no longer exists (e.g. after a resize)."""
     match = CELL.match(label or "")
     if match:
-        f, row, col = LETTERS.index(match[1]), int(match[2]) - 1, int(match[3]) - 1
-        if f < result.output.shape[0] and row < result.output.shape[1] and col < result.output.shape[2]:
-            return f, row, col
-    return 0, 0, 0
+        pooled = bool(match[2])
+        f, row, col = LETTERS.index(match[1]), int(match[3]) - 1, int(match[4]) - 1
+        values = result.pooled if pooled else result.output
+        if values is not None and f < values.shape[0] and row < values.shape[1] and col < values.shape[2]:
+            return f, row, col, pooled
+    return 0, 0, 0, False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,6 +290,7 @@ CSS = """
 .cz-sum { font-family: ui-monospace, monospace; font-size: 15px; background: #fff7dd; color: #111;
   border-left: 4px solid #c77d00; padding: 8px 10px; margin-top: 8px; white-space: normal; word-break: break-word; }
 .cz-op { font-size: 28px; align-self: center; color: #555; }
+.cz-warn { color: #8a2a00; max-width: 260px; }
 """
 CLICK_JS = """
 element.addEventListener('click', (event) => {
@@ -295,7 +315,7 @@ def _sizes(n: tuple[int, int], k: tuple[int, int], s: Settings) -> str:
     return f"rows: {rows}<br>columns: {cv.output_size_formula(n[1], k[1], s.stride, s.padding, s.dilation)}"
 
 
-def outputs_html(result: Result, chosen: tuple[int, int, int]) -> str:
+def outputs_html(result: Result, chosen: Cell) -> str:
     s = result.settings
     n, k = result.image.shape[1:], result.weights.shape[2:]
     cards = []
@@ -303,9 +323,9 @@ def outputs_html(result: Result, chosen: tuple[int, int, int]) -> str:
         letter = LETTERS[f]
         bias = "" if result.bias[f] == 0 else f" + {cv.format_number(result.bias[f])}"
 
-        def clickable(i: int, j: int, f: int = f, letter: str = letter) -> str:
-            selected = " class='cz-sel'" if (f, i, j) == chosen else ""
-            return f" data-cell='{html.escape(cell_label(f, i, j))}'{selected}"
+        def clickable(i: int, j: int, f: int = f, pooled: bool = False) -> str:
+            selected = " class='cz-sel'" if (f, i, j, pooled) == chosen else ""
+            return f" data-cell='{html.escape(cell_label(f, i, j, pooled))}'{selected}"
 
         parts = [f"<h4>Output {letter} = image ⋆ filter {letter}{html.escape(bias)}</h4>",
                  _table(result.output[f], clickable),
@@ -314,15 +334,54 @@ def outputs_html(result: Result, chosen: tuple[int, int, int]) -> str:
             parts += ["<h4>after ReLU: max(0, x)</h4>", _table(result.activated[f])]
         if result.pooled is not None:
             stride = f", stride {s.pool_stride}" if s.pool_stride != s.pool_size else ""
-            parts += [f"<h4>{s.pool}-pool {s.pool_size}x{s.pool_size}{stride}</h4>", _table(result.pooled[f])]
+            parts += [f"<h4>{s.pool}-pool {s.pool_size}x{s.pool_size}{stride}</h4>",
+                      _table(result.pooled[f], partial(clickable, f=f, pooled=True))]
+        elif result.pool_error:
+            parts += [f"<h4>{s.pool}-pool {s.pool_size}x{s.pool_size}: does not fit</h4>",
+                      f"<div class='cz-note cz-warn'>{html.escape(result.pool_error)}</div>"]
         cards.append(f"<div class='cz-card' data-output='{letter}'>{''.join(parts)}</div>")
-    hint = "<div class='cz-note'>Click any output value to see how it is made.</div>"
+    hint = "<div class='cz-note'>Click any output or pooled value to see how it is made.</div>"
     return f"{hint}<div class='cz-row'>{''.join(cards)}</div>"
 
 
-def expansion_html(result: Result, chosen: tuple[int, int, int]) -> str:
+def pool_html(result: Result, chosen: Cell) -> str:
+    """A pooled value: its window on the map it pools, lit up, and the winner (max) or the mean written out."""
     s = result.settings
-    f, row, col = chosen
+    f, row, col, _ = chosen
+    source = result.pooled_from[f]
+    top, left = row * s.pool_stride, col * s.pool_stride
+    window = source[top:top + s.pool_size, left:left + s.pool_size]
+    values = list(window.ravel())
+    value = result.pooled[f, row, col]
+    if s.pool == "max":
+        winner = next(k for k, v in enumerate(values) if v == value)  # the first of equal maxima, as torch picks
+        won = (top + winner // s.pool_size, left + winner % s.pool_size)
+        text = f"max({', '.join(cv.format_number(v) for v in values)}) = {cv.format_number(value)}"
+    else:
+        won = None
+        text = (f"({' + '.join(cv.format_number(v) for v in values)}) / {len(values)} = "
+                f"{cv.format_number(value)}")
+
+    def lit(i: int, j: int) -> str:
+        if (i, j) == won:
+            return " class='cz-sel'"
+        return " class='cz-win'" if top <= i < top + s.pool_size and left <= j < left + s.pool_size else ""
+
+    stage = "after ReLU" if result.activated is not None else "the convolution's output"
+    letter = LETTERS[f]
+    winner_note = "; the winner is the darker cell" if won is not None else ""
+    return (f"<div class='cz-card'><h4>Output {letter}, pooled row {row + 1}, column {col + 1} = "
+            f"{html.escape(cv.format_number(value))}</h4>"
+            f"<div class='cz-note'>{s.pool}-pooling window on output {letter} ({stage}){winner_note}</div>"
+            f"{_table(source, lit)}"
+            f"<div class='cz-sum' data-testid='expansion'>{html.escape(text)}</div></div>")
+
+
+def expansion_html(result: Result, chosen: Cell) -> str:
+    if chosen[3]:
+        return pool_html(result, chosen)
+    s = result.settings
+    f, row, col, _ = chosen
     expansion = cv.expand(result.image, result.weights, f, row, col, bias=result.bias, stride=s.stride,
                           padding=s.padding, dilation=s.dilation)
     weights_at = {(r, q): w for (_, r, q), (_, w) in zip(expansion.window, expansion.terms)}
@@ -355,9 +414,12 @@ def expansion_html(result: Result, chosen: tuple[int, int, int]) -> str:
             f"<div class='cz-sum' data-testid='expansion'>{html.escape(expansion.text)}</div></div>")
 
 
+def _escaped(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)  # the user's own text must not become markdown
+
+
 def _message(error: Exception) -> str:
-    text = re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", str(error))  # the user's own text must not become markdown
-    return f"**Cannot compute this:** {text}"
+    return f"**Cannot compute this:** {_escaped(str(error))}"
 
 
 def matrix_state(image: Any, *values: Any) -> tuple[str, list[str], str | None, str, str]:
@@ -367,9 +429,10 @@ def matrix_state(image: Any, *values: Any) -> tuple[str, list[str], str | None, 
     try:
         result = Layer.from_values(layer).compute(image)
         chosen = parse_cell(cell, result)
-        choices = [cell_label(f, i, j) for f in range(result.output.shape[0])
-                   for i in range(result.output.shape[1]) for j in range(result.output.shape[2])]
-        return outputs_html(result, chosen), choices, cell_label(*chosen), expansion_html(result, chosen), ""
+        message = (f"**Pooling does not fit:** {_escaped(result.pool_error.rstrip('.'))}. The convolution's outputs "
+                   "are shown without it." if result.pool_error else "")
+        return (outputs_html(result, chosen), cell_choices(result), cell_label(*chosen), expansion_html(result, chosen),
+                message)
     except ConvzooError as e:
         return "", [], None, "", _message(e)
 
@@ -499,7 +562,9 @@ def image_view(pixels: Any, mode: str, max_side: Any, *layer: Any) -> tuple[Imag
             rows.append(maps + pooled)
         title = (f"{pixels.shape[0]}x{pixels.shape[1]} input · stride {s.stride} · padding {s.padding} · dilation "
                  f"{s.dilation}{' · ReLU' if s.relu else ''}")
-        figure = plots.map_grid(rows, scale="row", title=title, panel_inches=2.6 if len(channels) == 1 else 2.0)
+        # large panels on a robust scale: a photo's few sharpest edges no longer wash the rest out (issue 23)
+        figure = plots.map_grid(rows, scale="row", title=title, panel_inches=3.6 if len(channels) == 1 else 2.4,
+                                robust=True)
         return _IMAGE_VIEWS.put(key, (figure, ""))
     except ConvzooError as e:
         return None, _message(e)
@@ -515,8 +580,12 @@ def load_example(name: str) -> np.ndarray:
 
 
 def _classifiers(store: Store) -> list[str]:
-    names = store.names(task="classification")
-    return sorted(names, key=lambda n: (not n.startswith("lenet"), n))  # the smallest, quickest to read, first
+    """The stored classifiers with a convolution to look inside (not an MLP), the smallest, quickest to read,
+    first."""
+    from convzoo.demos.inside import has_convolution  # noqa: PLC0415 -- onnx only where the tab is built
+
+    names = [m.name for m in store.models("classification") if has_convolution(m.onnx_path)]
+    return sorted(names, key=lambda n: (not n.startswith("lenet"), n))
 
 
 def no_classifier_text(store: Store) -> str:
@@ -576,8 +645,15 @@ def inside_view(store: Store, name: str | None, pixels) -> tuple[Image.Image | N
 # ----------------------------------------------------------------------------------------------
 # the tab
 
+OVERVIEW = """
+## Filter playground
+One convolution five ways: **by hand** on the lecture's 4×4 exercise, on a **1-D signal**, on a **graph**, with the
+sizes of a **3-D** volume, then the same filters **on an image** and the filters a network learned **inside a
+trained CNN**.
+"""
+
 INTRO = """
-## Filter playground: a convolution by hand
+### A convolution by hand
 The 4×4 image and the two 3×3 filters are the lecture's exercise. Each output value is the filter laid on one
 3×3 window of the image, multiplied cell by cell and summed; then the filter slides on by the stride and does
 it again. Deep-learning frameworks call this *convolution*; strictly it is cross-correlation (the filter is not
@@ -847,9 +923,10 @@ def _inside(store: Store) -> None:
 
 
 def tab(store: Store) -> None:
-    gr.Markdown(INTRO)
+    gr.Markdown(OVERVIEW)
     with gr.Tabs():
         with gr.Tab("By hand", id="by-hand"):
+            gr.Markdown(INTRO)  # the 4x4 exercise's own words stay with it, not above the other views (issue 23)
             by_hand = _by_hand()
         beyond.signal_tab()
         beyond.graph_tab()

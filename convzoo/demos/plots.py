@@ -21,9 +21,12 @@ Panel = tuple[str, np.ndarray] | None  # (title, HxW values); None leaves the pl
 Scale = Literal["shared", "row", "panel"]
 
 
-def symmetric_limit(*arrays: np.ndarray) -> float:
-    """The largest magnitude, so that zero sits in the middle of the colour map (1 for all-zero maps)."""
-    biggest = max((float(np.max(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
+def symmetric_limit(*arrays: np.ndarray, robust: bool = False) -> float:
+    """The largest magnitude, so that zero sits in the middle of the colour map (1 for all-zero maps). ``robust``:
+    the 99th percentile instead, so that a few extreme pixels (a photo's sharpest edge) do not wash every other
+    response out to white (issue 23); what lies beyond is drawn in the end colour."""
+    top = (lambda a: float(np.percentile(np.abs(a), 99))) if robust else (lambda a: float(np.max(np.abs(a))))
+    biggest = max((top(np.asarray(a, np.float64)) for a in arrays if np.size(a)), default=0.0)
     return biggest if biggest > 0 and np.isfinite(biggest) else 1.0
 
 
@@ -34,18 +37,20 @@ def figure_to_image(fig: Figure) -> Image.Image:
 
 
 def map_grid(rows: Sequence[Sequence[Panel]], scale: Scale = "row", title: str | None = None,
-             panel_inches: float = 2.3, cmap: str = DIVERGING) -> Image.Image:
-    """Rows of maps, each with its colour scale: one for all ("shared"), per row, or per panel."""
+             panel_inches: float = 2.3, cmap: str = DIVERGING, robust: bool = False) -> Image.Image:
+    """Rows of maps, each with its colour scale: one for all ("shared"), per row, or per panel. The title sits at
+    the left, clear of the image toolbar Gradio puts in the top right corner."""
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=1)
     fig = Figure(figsize=(panel_inches * n_cols + 0.9, panel_inches * n_rows + (0.5 if title else 0.1)),
                  dpi=DPI, layout="constrained")
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, x=0.01, ha="left")
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     every = [p[1] for r in rows for p in r if p is not None]
-    shared = symmetric_limit(*every)
+    shared = symmetric_limit(*every, robust=robust)
+    extend = "both" if robust else "neither"
     for i, row in enumerate(rows):
-        row_limit = symmetric_limit(*[p[1] for p in row if p is not None])
+        row_limit = symmetric_limit(*[p[1] for p in row if p is not None], robust=robust)
         image = None
         for j in range(n_cols):
             ax = axes[i, j]
@@ -56,16 +61,17 @@ def map_grid(rows: Sequence[Sequence[Panel]], scale: Scale = "row", title: str |
                 ax.set_axis_off()
                 continue
             name, values = panel
-            limit = {"shared": shared, "row": row_limit}.get(scale) or symmetric_limit(values)
+            limit = {"shared": shared, "row": row_limit}.get(scale) or symmetric_limit(values, robust=robust)
             image = ax.imshow(np.asarray(values, np.float64), cmap=cmap, vmin=-limit, vmax=limit,
                               interpolation="nearest")
             ax.set_title(name, fontsize=9)
             if scale == "panel":
-                fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+                fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02, extend=extend).ax.tick_params(labelsize=7)
         if scale == "row" and image is not None:
-            fig.colorbar(image, ax=list(axes[i]), fraction=0.03, pad=0.01).ax.tick_params(labelsize=7)
+            fig.colorbar(image, ax=list(axes[i]), fraction=0.03, pad=0.01, extend=extend).ax.tick_params(labelsize=7)
     if scale == "shared" and every:
-        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.01).ax.tick_params(labelsize=7)
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.01, extend=extend).ax.tick_params(
+            labelsize=7)
     return figure_to_image(fig)
 
 
@@ -95,7 +101,7 @@ def filter_grid(weights: np.ndarray, columns: int = 8, title: str | None = None,
     fig = Figure(figsize=(panel_inches * columns, panel_inches * n_rows + (0.5 if title else 0.1)), dpi=DPI,
                  layout="constrained")
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, x=0.01, ha="left")
     axes = np.atleast_2d(fig.subplots(n_rows, columns, squeeze=False))
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()

@@ -9,10 +9,19 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from convzoo import bounds
-from convzoo import sizes
-from convzoo.demos.common import (CACHE, MEMBRANE_EXAMPLES, Timer, as_image, as_sent, open_model_tab, readable_errors,
-                                  safe_image, save_png, served_file)
+from convzoo import bounds, sizes
+from convzoo.demos.common import (
+    CACHE,
+    MEMBRANE_EXAMPLES,
+    Timer,
+    as_image,
+    as_sent,
+    open_model_tab,
+    readable_errors,
+    safe_image,
+    save_png,
+    served_file,
+)
 from convzoo.registry import Store
 from convzoo.runtime import load_model
 
@@ -21,6 +30,9 @@ INTRO = ("**Segment** runs a U-Net (Ronneberger et al., 2015) that gives every p
          "over the section in colour; move the opacity slider to compare it with the tissue underneath.")
 COLORS = np.array([(230, 40, 40), (40, 160, 255), (60, 200, 90), (250, 200, 40)], np.uint8)  # one per class
 MAX_SIDE = 1024  # a fully convolutional net costs time in proportion to the pixels
+# U-Net halves the picture four times: below 16 pixels a side its deepest maps are empty, and a 1x1 section got a
+# 1x1 "membrane 100%" (issue 23). An EM section worth segmenting shows a few cells: 64 pixels is two or three.
+MIN_SIDE = 64
 
 
 def synthetic_section(seed: int = 0, size: int = 256) -> str:
@@ -71,6 +83,10 @@ def segment(store: Store, name: str, image: Any, opacity: float = 0.5) -> tuple[
         raise gr.Error("choose a model first")
     bounds.parse_number(opacity, "mask opacity", *sizes.FRACTION)
     section = as_image(image)
+    if min(section.size) < MIN_SIDE:
+        raise gr.Error(f"the image is {section.width}x{section.height} pixels, too small to segment: a section needs "
+                       f"at least {MIN_SIDE}x{MIN_SIDE} pixels (a few cells) for the U-Net to see membranes between "
+                       "them; upload a larger image")
     if max(section.size) > MAX_SIDE:  # keep the answer quick on a CPU; the mask comes back at this size
         section = section.copy()
         section.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)

@@ -9,13 +9,23 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from convzoo import bounds
-from convzoo import sizes
-from convzoo.demos.common import (CACHE, STYLE_PAINTINGS, Timer, as_image, as_sent, download_copy, open_model_tab,
-                                  readable_errors, safe_image, served_file, skimage_photos)
+from convzoo import bounds, sizes
+from convzoo.demos.common import (
+    CACHE,
+    STYLE_PAINTINGS,
+    Timer,
+    as_image,
+    as_sent,
+    download_copy,
+    open_model_tab,
+    readable_errors,
+    safe_image,
+    served_file,
+    skimage_photos,
+)
 from convzoo.registry import Store
-from convzoo.zoo import STYLES
 from convzoo.runtime import load_model
+from convzoo.zoo import STYLES
 
 INTRO = ("**Style** repaints a photo in the manner of a painting with one pass of a feed-forward network trained "
          "for that painting (Johnson et al., 2016), not the slow optimisation of Gatys et al. "
@@ -52,8 +62,8 @@ def gallery_items(names: list[str], in_store: list[str]) -> list[tuple[str, str]
     for name in names:
         found = painting(name)
         if found:
-            missing = "" if name in in_store else " (not in the store)"
-            items.append((thumbnail(found[0]), f"{name}: {found[1]}{missing}"))
+            missing = "" if name in in_store else " (not trained yet)"
+            items.append((thumbnail(found[0]), f"{found[1]}{missing}"))
     return items
 
 
@@ -89,6 +99,16 @@ def pick_from_gallery(store: Store, names: list[str], index: int | None) -> str:
     return name
 
 
+def restyle_with(store: Store, name: str, image: Any, strength: float, max_side: int) -> tuple[Any, ...]:
+    """After a painting is clicked: stylise the photo if there is one; without one, leave the page as it is."""
+    return (gr.skip(),) * 3 if image is None else stylize(store, name, image, strength, max_side)
+
+
+PAGE_CSS = """
+#style-gallery .caption-label { white-space: normal; overflow: visible; text-overflow: clip; line-height: 1.2; }
+"""
+
+
 def tab(store: Store) -> None:
     names = [name for _, name in open_model_tab(store, "style", INTRO)]
     if not names:
@@ -101,8 +121,8 @@ def tab(store: Store) -> None:
             if photos:
                 gr.Examples(photos, inputs=content, label="Photos bundled with scikit-image")
             if shown:
-                gallery = gr.Gallery(gallery_items(shown, names), label="Styles (click a painting)", columns=3,
-                                     height=260,
+                gallery = gr.Gallery(gallery_items(shown, names), label="Styles (click a painting to run it)",
+                                     columns=3, height="auto",
                                      allow_preview=False, elem_id="style-gallery")
             model = gr.Dropdown(names, value=next((n for n in shown if n in names), names[0]), label="Style model",
                                 elem_id="style-model")
@@ -115,13 +135,20 @@ def tab(store: Store) -> None:
         with gr.Column(scale=1, min_width=300):
             result = gr.Image(label="Stylised", interactive=False, format="png", elem_id="style-result")
             info = gr.Markdown(elem_id="style-info")
-            download = gr.DownloadButton("Download PNG", elem_id="style-download")
+            download = gr.DownloadButton("Download PNG", interactive=False, elem_id="style-download")
     # one at a time (issue 22): Gradio's queue then shows each waiting page its place and an estimate of the wait
+    # the button is live once there is something to save (issue 23)
+    live = dict(fn=lambda shown: gr.DownloadButton(interactive=shown is not None), inputs=result, outputs=download,
+                api_visibility="private", queue=False)
     run.click(partial(stylize, store), [model, content, strength, max_side], [result, info, download],
-              api_name="stylize", concurrency_limit=1, concurrency_id="style", show_progress="full")
+              api_name="stylize", concurrency_limit=1, concurrency_id="style", show_progress="full").success(**live)
     if shown:
+        restyle = partial(restyle_with, store)
 
         def on_select(evt: gr.SelectData) -> str:  # Gradio finds the event argument by its annotation, not via partial
             return pick_from_gallery(store, shown, evt.index)
 
-        gallery.select(on_select, None, model, api_name=False)
+        # a painting clicked with a photo in place is run at once: choosing a style is asking for it (issue 23)
+        gallery.select(on_select, None, model, api_name=False).success(
+            restyle, [model, content, strength, max_side], [result, info, download], api_name=False,
+            concurrency_limit=1, concurrency_id="style", show_progress="full").success(**live)

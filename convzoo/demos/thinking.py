@@ -15,8 +15,18 @@ import gradio as gr
 import numpy as np
 
 from convzoo import registry
-from convzoo.demos.common import (allow_files, as_image, enlarge, fashion_examples, intro, product_sketchpad,
-                                  readable_errors, safe_image, served_file)
+from convzoo.demos.classify import ood_notice
+from convzoo.demos.common import (
+    allow_files,
+    as_image,
+    enlarge,
+    fashion_examples,
+    intro,
+    product_sketchpad,
+    readable_errors,
+    safe_image,
+    served_file,
+)
 from convzoo.demos.inside import probe_stored
 from convzoo.demos.plots import filter_grid
 from convzoo.errors import ConvzooError
@@ -87,30 +97,63 @@ def compare(store: Store, image: Any) -> tuple:
             *tops)
 
 
+@readable_errors
+def think(store: Store, image: Any) -> tuple:
+    """``compare``, then the out-of-distribution notice of the plain LeNet-5 (the CNN of the pairs) on the same
+    picture, as Classify gives it."""
+    picture = fashionize(as_image(image))
+    name = PAIRS["LeNet-5"][0]
+    notice = ood_notice(store, name, load_model(name, store).preprocess(picture)) if store.find(name) else ""
+    return *compare(store, picture), notice
+
+
+def first_answer(store: Store, example: str | None) -> tuple:
+    """The tab as it opens: the first example already compared, so nothing is empty (issue 23)."""
+    try:
+        return think(store, example) if example else (None,) * (len(MODELS) + 3)
+    except gr.Error:  # a model missing or broken: the tab still opens, the button says why when pressed
+        return (None,) * (len(MODELS) + 3)
+
+
+PAGE_CSS = """
+#thinking-image img, #thinking-plain img, #thinking-shuffled img { image-rendering: pixelated; width: 100%;
+  height: 100%; object-fit: contain; }
+.thinking-top h2 { font-size: var(--text-xl) !important; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+"""
+
+
 def tab(store: Store) -> None:
     allow_files()
     intro(INTRO)
     gr.Dataframe(experiment_rows(store), headers=TABLE_HEADERS, interactive=False, elem_id="thinking-table",
                  label="Test accuracy on the 10,000 Fashion-MNIST test images (convzoo eval)")
+    examples = fashion_examples()
+    start = next((p for p in examples if p.endswith("-ankle-boot.png")), examples[0] if examples else None)
+    *first_pictures, first_notice = first_answer(store, start)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
             with gr.Tab("Pick or upload"):
-                image = safe_image(type="pil", label="Image", height=260, elem_id="thinking-image")
-                examples = fashion_examples()
+                image = safe_image(value=start, type="pil", image_mode=None, label="Image", height=260,
+                                   elem_id="thinking-image")
                 if examples:
                     gr.Examples(examples, inputs=image, label="Fashion-MNIST test images")
             with gr.Tab("Draw"):
                 sketch = product_sketchpad("thinking-sketch")
                 use_sketch = gr.Button("Compare on the drawing", elem_id="thinking-sketch-run")
             run = gr.Button("Compare the four models", variant="primary", elem_id="thinking-run")
-        with gr.Column(scale=2, min_width=400):
+        with gr.Column(scale=2, min_width=300):
             with gr.Row():
-                plain = gr.Image(label="What the plain models see", interactive=False, height=240,
+                plain = gr.Image(first_pictures[0], label="What the plain models see", interactive=False, height=240,
                                  elem_id="thinking-plain")
-                shuffled = gr.Image(label="What the shuffled models see", interactive=False, height=240,
-                                    elem_id="thinking-shuffled")
-            with gr.Row():
-                tops = [gr.Label(num_top_classes=3, label=name, elem_id=f"thinking-top-{name}") for name in MODELS]
+                shuffled = gr.Image(first_pictures[1], label="What the shuffled models see", interactive=False,
+                                    height=240, elem_id="thinking-shuffled")
+            notice = gr.Markdown(first_notice, elem_id="thinking-ood")
+            tops = []
+            for pair in PAIRS.values():
+                with gr.Row():
+                    tops += [gr.Label(first_pictures[2 + MODELS.index(name)], num_top_classes=3, label=name,
+                                      min_width=160, elem_id=f"thinking-top-{name}", elem_classes=["thinking-top"])
+                             for name in pair]
     try:
         filters = filters_picture(store)
     except ConvzooError as e:  # a broken LeNet folder: say so here, the rest of the tab works
@@ -121,8 +164,8 @@ def tab(store: Store) -> None:
                     "(edge and blob detectors); the shuffled LeNet's weigh scattered single pixels, since the pixels "
                     "under a 5x5 window are no longer neighbours in the garment.")
         gr.Image(filters, interactive=False, show_label=False, elem_id="thinking-filters")
-    outputs = [plain, shuffled, *tops]
-    run.click(partial(compare, store), image, outputs, api_name="think")
-    image.change(lambda value: compare(store, value) if value is not None else (gr.skip(),) * len(outputs), image,
+    outputs = [plain, shuffled, *tops, notice]
+    run.click(partial(think, store), image, outputs, api_name="think")
+    image.change(lambda value: think(store, value) if value is not None else (gr.skip(),) * len(outputs), image,
                  outputs, api_name=False)
-    use_sketch.click(partial(compare, store), sketch, outputs, api_name="think_sketch")
+    use_sketch.click(partial(think, store), sketch, outputs, api_name="think_sketch")
