@@ -91,3 +91,36 @@ def test_playground_image_view_and_inside(app_url, page, artifacts):
     expect(page.locator("#pg-inside-info")).to_contain_text("8 filters of 3x3")
     expect(page.locator("#pg-layer1 .progress-text, #pg-layer1 .eta-bar")).to_have_count(0, timeout=60_000)
     page.screenshot(path=str(artifacts / "playground-inside.png"), full_page=True)
+
+
+def test_pooled_values_are_clickable_and_show_the_winning_window(app_url, page):
+    page.goto(app_url)
+    pooled = page.locator("#pg-outputs td[data-cell='B: pooled row 1, column 1']")
+    expect(pooled).to_have_text("4")
+    pooled.click()
+    expansion = page.locator("#pg-expansion [data-testid=expansion]")
+    expect(expansion).to_contain_text("max(-1, -1/2, 7/2, 4) = 4")
+    expect(page.locator("#pg-expansion td.cz-win")).to_have_count(3)  # the window, its winner marked apart
+    expect(page.locator("#pg-expansion td.cz-sel")).to_have_text("4")
+    expect(page.locator("#pg-cell input")).to_have_value("B: pooled row 1, column 1")
+
+
+def test_pooling_that_does_not_fit_keeps_the_convolution_outputs(app_url, page):
+    page.goto(app_url)
+    expect(page.locator("#pg-outputs td[data-cell='A: row 1, column 1']")).to_have_text("2")
+    box = page.locator("#pg-pool-size input")
+    box.fill("3")
+    box.press("Enter")
+    expect(page.locator("#pg-message")).to_contain_text("Pooling does not fit")
+    expect(page.locator("#pg-outputs")).to_contain_text("does not fit")
+    for (letter, row, column), value in {("A", 1, 1): "2", ("B", 2, 2): "4"}.items():
+        expect(page.locator(f"#pg-outputs td[data-cell='{letter}: row {row}, column {column}']")).to_have_text(value)
+
+
+def test_the_exercise_introduction_stays_with_the_exercise(app_url, page):
+    page.goto(app_url)
+    intro = page.get_by_text("The 4×4 image and the two 3×3 filters are the lecture's exercise", exact=False)
+    expect(intro).to_be_visible()
+    for view in ("1D signal", "Graph", "3D sizes"):
+        page.get_by_role("tab", name=view, exact=True).click()
+        expect(intro).to_be_hidden()

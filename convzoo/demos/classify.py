@@ -11,6 +11,7 @@ from PIL import Image
 
 from convzoo import ood
 from convzoo.demos.common import (
+    SUGGESTED,
     Timer,
     as_image,
     dataset_of,
@@ -101,7 +102,10 @@ def tab(store: Store) -> None:
     choices = open_model_tab(store, "classification", INTRO)
     if not choices:
         return
-    first = next((v for _, v in choices if fashion_default(store, v)), choices[0][1])
+    names = [v for _, v in choices]
+    # the task's suggested model (LeNet-5, the lecture's) when the store has it, else the first Fashion-MNIST one
+    first = SUGGESTED["classification"] if SUGGESTED["classification"] in names else next(
+        (v for v in names if fashion_default(store, v)), names[0])
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             model = gr.Dropdown(choices, value=first, label="Model (accuracy on its test set, ONNX size)",
