@@ -12,6 +12,7 @@ metadata and card (onnx, huggingface_hub: ``convzoo[eval]``) and draws the confu
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from convzoo.data.idx import load_split
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, StoredModel
 from convzoo.runtime import OnnxModel, load_model, normalize_batch
+from convzoo.types import ModelEntry
 
 BATCH = 500
 
@@ -86,12 +88,12 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], title: str, path: P
     tmp.replace(path)
 
 
-def evaluate_classifier(stored: StoredModel, model: OnnxModel, data_dir: str | Path | None,
+def evaluate_classifier(entry: ModelEntry, model: OnnxModel, data_dir: str | Path | None,
                         limit: int | None) -> tuple[dict[str, Any], np.ndarray | None]:
-    dataset = stored.entry.dataset
+    dataset = entry.dataset
     if dataset != "fashion-mnist":
         raise ConvzooError(f"`convzoo eval` evaluates Fashion-MNIST and ISBI 2012 models offline; "
-                           f"{stored.name} is trained on {dataset}")
+                           f"{entry.name} is trained on {dataset}")
 
     pixels, truth = load_split("test", data_dir)
     if limit:
@@ -103,41 +105,60 @@ def evaluate_classifier(stored: StoredModel, model: OnnxModel, data_dir: str | P
     return metrics, confusion
 
 
+def measure(entry: ModelEntry, model: OnnxModel, data_dir: str | Path | None = None, limit: int | None = None
+            ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """``model``'s test metrics by its task's measure (and a classifier's confusion matrix)."""
+    task = tasks.get(entry.task)
+    if task.evaluate is None:
+        raise ConvzooError(f"{entry.name} is a {task.name} model: {task.unevaluated}")
+    return task.evaluate(entry, model, data_dir, limit)
+
+
 def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None = None, limit: int | None = None,
              write: bool = True) -> dict[str, Any]:
-    """Measure ``name`` on its test set; with ``write``, record it in the manifest, ONNX metadata and card."""
+    """Measure ``name`` on its test set; with ``write``, record it in the manifest, ONNX metadata and card
+    (unless the numbers are the ones already recorded: then nothing is rewritten and the sha256 stays)."""
     store = store or Store()
     stored = store.get(name)
     model = load_model(name, store)
-    task = tasks.get(stored.task)
-    if task.evaluate is None:
-        raise ConvzooError(f"{name} is a {task.name} model: {task.unevaluated}")
-    metrics, confusion = task.evaluate(stored, model, data_dir, limit)
+    metrics, confusion = measure(stored.entry, model, data_dir, limit)
     if write and not limit:
-        record(stored, model, metrics, confusion)
+        record(stored, metrics, pictures(stored.name, model.labels, metrics, confusion))
     return metrics
 
 
-def record(stored: StoredModel, model: OnnxModel, metrics: dict[str, Any], confusion: np.ndarray | None) -> None:
-    """Write ``metrics`` into the model's manifest, ONNX metadata and card, with the confusion matrix drawn."""
+def pictures(name: str, labels: list[str], metrics: dict[str, Any], confusion: np.ndarray | None
+             ) -> Callable[[Path], None] | None:
+    """What draws the evaluation's pictures into a model folder (None: nothing to draw, or no matplotlib);
+    names them in ``metrics``."""
+    if confusion is None:
+        return None
+    try:
+        import matplotlib  # noqa: F401, PLC0415 -- only the picture needs it
+    except ImportError:
+        note("confusion.png not drawn: matplotlib is not installed (pip install 'convzoo[eval]')")
+        return None
+    title = f"{name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} test images"
+    metrics["confusion_png"] = "confusion.png"
+
+    def add_files(folder: Path) -> None:  # drawn into the staged folder, swapped in with the metrics
+        plot_confusion(confusion, labels, title, folder / "confusion.png")
+
+    return add_files
+
+
+def record(stored: StoredModel, metrics: dict[str, Any], add_files: Callable[[Path], None] | None) -> None:
+    """Write ``metrics`` into the model's manifest, ONNX metadata and card, with its pictures drawn."""
+    pictured = all((stored.folder / value).is_file() for key, value in metrics.items() if key.endswith("_png"))
+    if dict(stored.metrics) == metrics and pictured:
+        note(f"{stored.name}: the same numbers as recorded; the store is left as it is")
+        return
     try:
         from convzoo.packaging import update_manifest  # noqa: PLC0415 -- needs onnx and huggingface_hub: optional
     except ModuleNotFoundError as e:
         note(f"the metrics are not recorded in the store: recording rewrites model.onnx and its card, which needs "
              f"{e.name} (pip install 'convzoo[eval]')")
         return
-    add_files = None
-    if confusion is not None:
-        try:
-            import matplotlib  # noqa: F401, PLC0415 -- only the picture needs it
-        except ImportError:
-            note("confusion.png not drawn: matplotlib is not installed (pip install 'convzoo[eval]')")
-        else:
-            title = f"{stored.name}: accuracy {metrics['accuracy']:.4f} on {metrics['n']:,} test images"
-            metrics["confusion_png"] = "confusion.png"
-
-            def add_files(folder: Path) -> None:  # drawn into the staged folder, swapped in with the metrics
-                plot_confusion(confusion, model.labels, title, folder / "confusion.png")
     root = registry.write_root_for(stored.folder.parent)
     updated = update_manifest(stored, {}, metrics=metrics, add_files=add_files, root=root)
     note(f"recorded in {updated.folder}")

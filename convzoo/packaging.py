@@ -80,8 +80,9 @@ def write_test_data(folder: Path, inputs: np.ndarray, outputs: np.ndarray, input
 def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metrics: Mapping[str, Any],
                 manifest_extra: Mapping[str, Any], source: Mapping[str, Any], card: str | None = None,
                 test_data: tuple[np.ndarray, np.ndarray] | None = None,
-                size_multiple: int = 1) -> StoredModel:
-    """Write ``root/entry.name`` atomically: ONNX with metadata, test data, card, then the manifest."""
+                size_multiple: int = 1, add_files: Callable[[Path], None] | None = None) -> StoredModel:
+    """Write ``root/entry.name`` atomically: ONNX with metadata, test data, ``add_files(folder)`` (pictures),
+    card, then the manifest."""
     set_metadata(model, metadata_props(entry, metrics, source, size_multiple))
     onnx.checker.check_model(model, full_check=True)
     with staged_model_folder(Path(root), entry.name) as folder:
@@ -89,6 +90,8 @@ def write_model(root: Path, entry: ModelEntry, model: onnx.ModelProto, *, metric
         onnx.save_model(model, str(onnx_path))
         if test_data is not None:
             write_test_data(folder / "test_data_set_0", *test_data, model.graph.input[0].name, model.graph.output[0].name)
+        if add_files is not None:
+            add_files(folder)
         manifest = {
             "name": entry.name,
             "entry": entry.to_json(),

@@ -136,16 +136,19 @@ def shrinking_run_options() -> ort.RunOptions:
 class OnnxModel:
     """A convzoo ONNX file with its session and metadata: ``run`` a batch or ``predict`` an image."""
 
-    def __init__(self, path: Path | str, providers: Sequence[str] | None = None, threads: int | None = None,
+    def __init__(self, path: Path | str | bytes, providers: Sequence[str] | None = None, threads: int | None = None,
                  spin: bool = True) -> None:
-        self.path = Path(path)
+        """``path``: a model.onnx, or a serialised model's bytes (export evaluates what it is about to write)."""
+        in_memory = isinstance(path, bytes)
+        self.path = Path("<in memory>") if in_memory else Path(path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         if not spin:  # idle intra-op threads sleep instead of busy-waiting for the next run
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers_available(providers))
+            self.session = ort.InferenceSession(path if in_memory else str(self.path), options,
+                                                providers=providers_available(providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise IntegrityError(f"{self.path} is not a model onnxruntime can load: {e}") from e
         self.metadata: Mapping[str, str] = self.session.get_modelmeta().custom_metadata_map

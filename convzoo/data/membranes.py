@@ -91,6 +91,16 @@ def find_root(data_dir: str | Path | None = None) -> Path:
         f"their images; labels are 0 = membrane/boundary, 255 = inside")
 
 
+def section_images(data_dir: str | Path | None = None) -> list[Path]:
+    """The section images where ``find_root`` finds them ($CONVZOO_DATA included), in natural order; [] when
+    there are none."""
+    try:
+        image_dir, _ = pair_folders(find_root(data_dir))
+    except DataNotFoundError:
+        return []
+    return sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+
+
 def to_class_indices(label: np.ndarray) -> np.ndarray:
     if label.ndim == 3:
         label = label[..., 0]
@@ -104,7 +114,7 @@ def read_sections(data_dir: str | Path | None = None) -> Sections:
     root = find_root(data_dir)
     image_dir, label_dir = pair_folders(root)
     labels_by_stem = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
-    image_paths = sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+    image_paths = section_images(root)
     pairs = [(p, labels_by_stem[p.stem]) for p in image_paths if p.stem in labels_by_stem]
     if not pairs:
         raise DataNotFoundError(f"{image_dir} and {label_dir} hold no pairs of images with the same file stem")

@@ -21,8 +21,10 @@ def photos() -> list[np.ndarray]:
 
 
 def membrane_sections(data_dir: str | Path | None) -> list[Path]:
-    root = Path(data_dir) if data_dir else REPO / "data" / "isbi2012-em"
-    return sorted((root / "train" / "image").glob("*.png"), key=lambda p: int(p.stem))[-5:]
+    """The last five sections (the held-out ones), found as training finds them ($CONVZOO_DATA too)."""
+    from convzoo.data.membranes import section_images
+
+    return section_images(data_dir)[-5:]
 
 
 def sample_inputs(entry: ModelEntry, n: int, data_dir: str | Path | None = None) -> tuple[np.ndarray, str]:

@@ -19,11 +19,11 @@ from convzoo import registry, tasks
 from convzoo.errors import ConvzooError
 from convzoo.export.inputs import sample_inputs
 from convzoo.models import architectures, build
-from convzoo.packaging import provenance, write_model
+from convzoo.packaging import metadata_props, provenance, set_metadata, write_model
 from convzoo.training import best_checkpoint, checkpoints
 from convzoo.registry import StoredModel
 from convzoo.types import ModelEntry
-from convzoo.runtime import cpu_session
+from convzoo.runtime import OnnxModel, cpu_session
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -155,17 +155,28 @@ def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, wei
                       "credit": DATA_CREDITS.get(entry.dataset, "")}
     root = Path(store_root) if store_root else registry.write_root()
     source = provenance(entry, epochs=training.get("epoch"), weights=training.get("weights"))
-    stored = write_model(root, entry, onnx_model, metrics={}, manifest_extra=manifest_extra, source=source,
-                         test_data=test_data(session, x, outputs, entry), size_multiple=size_multiple)
+    metrics, add_files = {}, None
     if evaluate_after and entry.dataset in ("fashion-mnist", "isbi2012-em"):
-        from convzoo.evaluation import evaluate
+        metrics, add_files = evaluated(entry, onnx_model, source, size_multiple, data_dir)
+    return write_model(root, entry, onnx_model, metrics=metrics, manifest_extra=manifest_extra, source=source,
+                       test_data=test_data(session, x, outputs, entry), size_multiple=size_multiple,
+                       add_files=add_files)
 
-        try:
-            evaluate(entry.name, store=registry.Store(root), data_dir=data_dir)
-        except ConvzooError as e:
-            print(f"convzoo: exported, but not evaluated: {e}")
-        stored = registry.Store(root).get(entry.name)
-    return stored
+
+def evaluated(entry: ModelEntry, onnx_model: onnx.ModelProto, source: dict[str, Any], size_multiple: int,
+              data_dir: str | Path | None) -> tuple[dict[str, Any], Any]:
+    """The test metrics of the file about to be written (its bytes, with its metadata, in onnxruntime), and
+    what draws its pictures, so that the store is written once; nothing when the data is not here."""
+    from convzoo.evaluation import measure, pictures
+
+    set_metadata(onnx_model, metadata_props(entry, {}, source, size_multiple))
+    model = OnnxModel(onnx_model.SerializeToString())
+    try:
+        metrics, confusion = measure(entry, model, data_dir)
+    except ConvzooError as e:
+        print(f"convzoo: exported, but not evaluated: {e}")
+        return {}, None
+    return metrics, pictures(entry.name, model.labels, metrics, confusion)
 
 
 DATA_CREDITS = {

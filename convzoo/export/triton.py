@@ -19,6 +19,7 @@ import onnx
 from convzoo import tasks
 from convzoo.errors import ConvzooError
 from convzoo.registry import Store, atomic_write_text, staged_model_folder, validate_name
+from convzoo.types import ModelMetadata
 
 ONNX_TO_TRITON = {
     onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16", onnx.TensorProto.DOUBLE: "TYPE_FP64",
@@ -69,7 +70,7 @@ def config_pbtxt(name: str, model: onnx.ModelProto, *, max_batch: int = 32, dela
     if batched:
         lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {delay_us}", "}"]
     lines += ["instance_group [ { count: 1, kind: KIND_AUTO } ]"]
-    metadata = {p.key: p.value for p in model.metadata_props}
+    metadata = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props}, where=name).to_props()
     for key in ("convzoo.name", "convzoo.task", "convzoo.preprocess", "convzoo.output"):
         if key in metadata:  # the preprocessing contract travels with the model
             lines += ["parameters {", f"  key: {_quote(key)}",

@@ -3,6 +3,6 @@
 `convzoo serve` runs :func:`serve`; :func:`create_app` gives the ASGI app for tests or another server.
 """
 
-from convzoo.serving.app import create_app, serve
+from convzoo.serving.app import ServeConfig, create_app, serve
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ServeConfig", "create_app", "serve"]

@@ -8,12 +8,15 @@ finishes requests in flight when it gets SIGTERM or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import socket
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -48,22 +51,55 @@ DESCRIPTION = """The classic CNNs of convzoo on ONNX Runtime.
 """
 
 
-def create_app(store: Store | None = None, models: Sequence[str] | None = None, *, threads: int | None = None,
-               spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0, token: str | None = None,
-               cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
-               max_pixels: int | None = None, load_in_background: bool = True,
-               limits: Limits | None = None) -> FastAPI:
-    """The service as an ASGI app. ``token``: bearer token for every route but health; ``cors_origins``:
-    the browser origins allowed to call it (none by default; ``$CONVZOO_CORS_ORIGINS``); ``limits``:
-    sizes, times and the memory budget (``Limits.from_env()`` by default, then the arguments given);
-    ``spin``: let onnxruntime's idle threads busy-wait (off: on a few cores the spinning takes the CPU
-    the requests need, see benchmarks/README.md)."""
-    if max_batch < 1:
-        raise ConvzooError(f"--max-batch must be at least 1, got {max_batch}")
-    if batch_delay_ms < 0:
-        raise ConvzooError(f"--batch-delay-ms must be 0 (batching off) or more, got {batch_delay_ms}")
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the service runs, as `convzoo serve`'s flags say it: one record from the command line to the app.
+
+    ``token``: bearer token for every route but health; ``cors_origins``: the browser origins allowed to
+    call it (none by default; ``$CONVZOO_CORS_ORIGINS``); ``limits``: sizes, times and the memory budget
+    (``Limits.from_env()`` by default, then ``max_body_bytes``, ``max_pixels`` and ``max_batch``); ``spin``:
+    let onnxruntime's idle threads busy-wait (off: on a few cores the spinning takes the CPU the requests
+    need, see benchmarks/README.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    models: tuple[str, ...] | None = None  # None: every model in the store
+    threads: int | None = None  # onnxruntime intra-op threads per session
+    spin: bool = False
+    max_batch: int = 32
+    batch_delay_ms: float = 2.0
+    token: str | None = None
+    cors_origins: tuple[str, ...] | None = None
+    max_body_bytes: int | None = None
+    max_pixels: int | None = None
+    limits: Limits | None = None
+    log_format: str | None = None  # json (default) or text
+    load_in_background: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ConvzooError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if self.batch_delay_ms < 0:
+            raise ConvzooError(f"--batch-delay-ms must be 0 (batching off) or more, got {self.batch_delay_ms}")
+        for name in ("models", "cors_origins"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    def resolved_limits(self) -> Limits:
+        return self.limits or Limits.from_env(max_body=self.max_body_bytes, max_pixels=self.max_pixels,
+                                              max_batch=self.max_batch)
+
+
+def create_app(store: Store | None = None, models: Sequence[str] | None = None, *, config: ServeConfig | None = None,
+               **settings: Any) -> FastAPI:
+    """The service as an ASGI app, run as ``config`` says (or a ``ServeConfig`` of ``models`` and ``settings``,
+    its field names as keywords)."""
+    config = config or ServeConfig(models=models, **settings)
+    models, threads, spin, token = config.models, config.threads, config.spin, config.token
+    batch_delay_ms, cors_origins, load_in_background = config.batch_delay_ms, config.cors_origins, config.load_in_background
     store = store if store is not None else Store()
-    limits = limits or Limits.from_env(max_body=max_body_bytes, max_pixels=max_pixels, max_batch=max_batch)
+    limits = config.resolved_limits()
     budget = MemoryBudget(limits.memory_budget, limits.memory_wait_s)
     tune_allocator()
     metrics = Metrics()
@@ -181,21 +217,18 @@ def _check_port(host: str, port: int) -> None:
                                ) from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, store: Store | None = None, models: Sequence[str] | None = None,
-          threads: int | None = None, spin: bool = False, max_batch: int = 32, batch_delay_ms: float = 2.0,
-          token: str | None = None, cors_origins: Sequence[str] | None = None, max_body_bytes: int | None = None,
-          max_pixels: int | None = None, limits: Limits | None = None, log_format: str | None = None) -> None:
+def serve(store: Store | None = None, config: ServeConfig | None = None, **settings: Any) -> None:
     """``convzoo serve``: run the service until SIGTERM or Ctrl-C, finishing the requests in flight.
 
     Every line it writes is one JSON object (``log_format="text"`` or ``$CONVZOO_LOG_FORMAT=text`` for plain
     lines), uvicorn's own included; a reason not to start (a busy port, an unknown model) is such a line too,
     and the process exits with status 2."""
-    log_config = logs.install(logs.log_format(log_format))
-    token = token or os.environ.get("CONVZOO_TOKEN") or None
+    config = config or ServeConfig(**settings)
+    log_config = logs.install(logs.log_format(config.log_format))
+    token = config.token or os.environ.get("CONVZOO_TOKEN") or None
+    host, port, max_batch, batch_delay_ms = config.host, config.port, config.max_batch, config.batch_delay_ms
     try:
-        app = create_app(store, models, threads=threads, spin=spin, max_batch=max_batch,
-                         batch_delay_ms=batch_delay_ms, token=token, cors_origins=cors_origins,
-                         max_body_bytes=max_body_bytes, max_pixels=max_pixels, limits=limits)
+        app = create_app(store, config=dataclasses.replace(config, token=token))
         _check_port(host, port)
     except ConvzooError as e:
         log.error(json.dumps({"event": "error", "message": str(e)}))

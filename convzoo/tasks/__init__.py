@@ -34,7 +34,7 @@ class Task:
     predict: Callable[..., Any]  # (OnnxModel, image, *, k, max_side) -> the task's typed answer
     # (entry, recipe, *, data_dir, out_dir, device, resume, max_steps, download) -> the best checkpoint's path
     train: Callable[..., Any]
-    # (StoredModel, OnnxModel, data_dir, limit) -> (metrics, confusion matrix or None); None: no test metric
+    # (ModelEntry, OnnxModel, data_dir, limit) -> (metrics, confusion matrix or None); None: no test metric
     evaluate: Callable[..., tuple[dict[str, Any], Any]] | None = None
     unevaluated: str = ""  # what to look at instead, when there is no test metric
     min_side: int = 1  # the smallest spatial side a model of this task runs on

@@ -59,10 +59,10 @@ def predict(model: Any, image: Any, *, k: int = 5, **_: Any) -> Classification:
     return Classification.of_logits(model.run(model.preprocess(image))[0], model.labels, k)
 
 
-def evaluate(stored: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], np.ndarray]:
+def evaluate(entry: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], np.ndarray]:
     from convzoo.evaluation import evaluate_classifier  # noqa: PLC0415 -- the record stays light to import
 
-    return evaluate_classifier(stored, model, data_dir, limit)
+    return evaluate_classifier(entry, model, data_dir, limit)
 
 
 def train(entry: Any, recipe: Any, **kwargs: Any) -> Any:

@@ -43,7 +43,7 @@ def predict(model: Any, image: Any, **_: Any) -> Segmentation:
     return Segmentation.of_probabilities(model.segment(image), model.labels)
 
 
-def evaluate(stored: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], None]:
+def evaluate(entry: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], None]:
     from convzoo.segmentation_eval import evaluate_segmentation  # noqa: PLC0415 -- the record stays light
 
     return evaluate_segmentation(model, data_dir=data_dir), None
