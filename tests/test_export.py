@@ -14,6 +14,7 @@ from PIL import Image
 
 from convzoo import registry
 from convzoo.cli import main
+from convzoo.evaluation import evaluate
 from convzoo.export import export_entry
 from convzoo.models import build
 from convzoo.runtime import load_model
@@ -94,6 +95,31 @@ def test_eval_writes_metrics_card_and_confusion(exported):
     card = stored.card_path.read_text()
     assert f"{metrics['accuracy']:.4f}" in card and "confusion.png" in card
     stored.verify()  # eval rewrote the ONNX metadata and the manifest's sha256 together
+
+
+def test_export_writes_the_store_once_with_its_metrics(exported, fashion_dir, tmp_path, monkeypatch):
+    from convzoo import packaging
+
+    staged = []
+    real = packaging.staged_model_folder
+    monkeypatch.setattr(packaging, "staged_model_folder", lambda *a, **k: staged.append(a) or real(*a, **k))
+    monkeypatch.setattr(packaging, "update_manifest", lambda *a, **k: pytest.fail("export rewrote the store"))
+    checkpoint = exported[1].manifest["training"]["checkpoint"]
+    stored = export_entry(registry.get("lenet5-fashion"), checkpoint=checkpoint, store_root=tmp_path,
+                          data_dir=fashion_dir)
+    assert len(staged) == 1
+    assert stored.metrics["n"] == 10000 and (stored.folder / "confusion.png").is_file()
+    assert stored.metrics["accuracy"] == exported[1].metrics["accuracy"]  # the same weights, the same number
+    stored.verify()
+
+
+def test_eval_again_leaves_an_unchanged_model_alone(exported, fashion_dir):
+    store, _ = exported
+    before = store.get("lenet5-fashion")
+    mtime = before.onnx_path.stat().st_mtime_ns
+    evaluate("lenet5-fashion", store=store, data_dir=fashion_dir)
+    after = store.get("lenet5-fashion")
+    assert after.sha256 == before.sha256 and after.onnx_path.stat().st_mtime_ns == mtime
 
 
 def test_card_ten_lines_run_as_a_user_would(exported, tmp_path, fashion_dir):
