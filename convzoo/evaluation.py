@@ -111,7 +111,7 @@ def measure(entry: ModelEntry, model: OnnxModel, data_dir: str | Path | None = N
     task = tasks.get(entry.task)
     if task.evaluate is None:
         raise ConvzooError(f"{entry.name} is a {task.name} model: {task.unevaluated}")
-    return task.evaluate(entry, model, data_dir, limit)
+    return task.hook("evaluate")(entry, model, data_dir, limit)
 
 
 def evaluate(name: str, store: Store | None = None, data_dir: str | Path | None = None, limit: int | None = None,

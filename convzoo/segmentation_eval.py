@@ -19,12 +19,19 @@ from convzoo import registry
 from convzoo.errors import UnknownModelError
 from convzoo.runtime import OnnxModel, segment_tiled
 from convzoo.segmentation_metrics import PUBLISHED, score
+from convzoo.types import ModelEntry
 
 def held_out_count(model_name: str, default: int = 5) -> int:
     try:
         return int(registry.get(model_name).recipe.val_split) or default
     except UnknownModelError:  # a model the registry does not know: the ISBI recipe's hold-out
         return default
+
+
+def evaluate_entry(entry: ModelEntry, model: OnnxModel, data_dir: str | Path | None,
+                   limit: int | None) -> tuple[dict[str, Any], None]:
+    """The segmentation task's evaluate hook (``convzoo.tasks``): the held-out sections' scores."""
+    return evaluate_segmentation(model, data_dir=data_dir), None
 
 
 def evaluate_segmentation(model: OnnxModel, data_dir: str | Path | None = None, sections: list[int] | None = None,

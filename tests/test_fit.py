@@ -79,6 +79,19 @@ def test_a_style_run_stopped_and_resumed_ends_as_an_uninterrupted_one(tmp_path):
     assert rows[0].startswith("epoch,step,") and "content_loss" in rows[0] and len(rows) == 1 + 3
 
 
+def test_every_task_names_train_and_evaluate_hooks_that_exist():
+    from convzoo import tasks
+
+    for task in tasks.TASKS.values():
+        assert callable(task.hook("train"))
+        if task.evaluate is not None:
+            assert callable(task.hook("evaluate"))
+        else:
+            assert task.unevaluated
+            with pytest.raises(KeyError, match="no evaluate hook"):
+                task.hook("evaluate")
+
+
 def test_selection_keeps_the_better_value_in_its_direction():
     lower, higher = one_loop.Selection("val_pixel_error", "lower"), one_loop.Selection("val_accuracy", "higher")
     assert lower.improves(0.1, None) and lower.improves(0.1, 0.2) and not lower.improves(0.3, 0.2)

@@ -56,6 +56,10 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def test_eval_of_an_installed_model_records_it_in_the_user_store_and_leaves_the_package_alone(site, tmp_path,
                                                                                               fashion_dir):
     folder, _ = site
+    installed = folder / "convzoo" / "_shipped" / "lenet5-fashion" / "model.json"
+    manifest = json.loads(installed.read_text())  # numbers an older convzoo recorded (eval leaves equal ones alone)
+    manifest["metrics"] = {k: v for k, v in manifest["metrics"].items() if k != "per_class_accuracy"}
+    installed.write_text(json.dumps(manifest))
     before = snapshot(folder / "convzoo")
     home = tmp_path / "home"
     code = ("import sys; sys.modules['torch'] = None\n"

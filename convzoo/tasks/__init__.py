@@ -11,6 +11,7 @@ module here (and its registry entries). The output kind itself is ``types.OUTPUT
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,10 +33,12 @@ class Task:
     pipeline_tag: str  # the Hugging Face Hub's
     suggested: str  # the model a demo opens with, and a missing-model text suggests
     predict: Callable[..., Any]  # (OnnxModel, image, *, k, max_side) -> the task's typed answer
-    # (entry, recipe, *, data_dir, out_dir, device, resume, max_steps, download) -> the best checkpoint's path
-    train: Callable[..., Any]
-    # (ModelEntry, OnnxModel, data_dir, limit) -> (metrics, confusion matrix or None); None: no test metric
-    evaluate: Callable[..., tuple[dict[str, Any], Any]] | None = None
+    # The heavy side, named rather than imported ("module:function"), so that this table stays light to import
+    # and a Space that never trains or evaluates can leave those modules out:
+    # train(entry, recipe, *, data_dir, out_dir, device, resume, max_steps, download) -> the best checkpoint
+    train: str
+    # evaluate(entry, OnnxModel, data_dir, limit) -> (metrics, confusion matrix or None); None: no test metric
+    evaluate: str | None = None
     unevaluated: str = ""  # what to look at instead, when there is no test metric
     min_side: int = 1  # the smallest spatial side a model of this task runs on
     tiled: bool = False  # inputs larger than the service's tile run tile by tile
@@ -43,6 +46,13 @@ class Task:
     top_k: bool = False  # a score per label: a top-k of labels means something (KServe's classification extension)
     half_storage: bool = False  # exported with float16 weights (computed in float32)
     ten_lines: str = ""  # the last line of the card's ten lines of Python (``out`` is the first output)
+
+    def hook(self, name: str) -> Callable[..., Any]:
+        """The function ``train`` or ``evaluate`` names, imported now."""
+        module, _, function = (getattr(self, name) or "").partition(":")
+        if not function:
+            raise KeyError(f"the {self.name} task has no {name} hook")
+        return getattr(importlib.import_module(module), function)
 
     @property
     def headline(self) -> Metric | None:

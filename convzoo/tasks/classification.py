@@ -59,18 +59,6 @@ def predict(model: Any, image: Any, *, k: int = 5, **_: Any) -> Classification:
     return Classification.of_logits(model.run(model.preprocess(image))[0], model.labels, k)
 
 
-def evaluate(entry: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], np.ndarray]:
-    from convzoo.evaluation import evaluate_classifier  # noqa: PLC0415 -- the record stays light to import
-
-    return evaluate_classifier(entry, model, data_dir, limit)
-
-
-def train(entry: Any, recipe: Any, **kwargs: Any) -> Any:
-    from convzoo.training.loop import train_classifier  # noqa: PLC0415 -- torch only when training
-
-    return train_classifier(entry, recipe, **kwargs)
-
-
 CLASSIFICATION = tasks.Task(
     name="classification",
     output=OUTPUT_OF_TASK["classification"],
@@ -81,7 +69,7 @@ CLASSIFICATION = tasks.Task(
     agreement="top1_agreement",
     top_k=True,
     predict=predict,
-    train=train,
-    evaluate=evaluate,
+    train="convzoo.training.loop:train_classifier",
+    evaluate="convzoo.evaluation:evaluate_classifier",
     ten_lines='print(json.loads(meta["convzoo.labels"])[int(out.argmax())])\n',
 )

@@ -43,19 +43,6 @@ def predict(model: Any, image: Any, **_: Any) -> Segmentation:
     return Segmentation.of_probabilities(model.segment(image), model.labels)
 
 
-def evaluate(entry: Any, model: Any, data_dir: Any, limit: int | None) -> tuple[dict[str, Any], None]:
-    from convzoo.segmentation_eval import evaluate_segmentation  # noqa: PLC0415 -- the record stays light
-
-    return evaluate_segmentation(model, data_dir=data_dir), None
-
-
-def train(entry: Any, recipe: Any, **kwargs: Any) -> Any:
-    from convzoo.training.segmentation import train_segmentation  # noqa: PLC0415 -- torch only when training
-
-    kwargs.pop("download", None)  # its data is local: nothing to download
-    return train_segmentation(entry, recipe, **kwargs)
-
-
 SEGMENTATION = tasks.Task(
     name="segmentation",
     output=OUTPUT_OF_TASK["segmentation"],
@@ -66,7 +53,7 @@ SEGMENTATION = tasks.Task(
     tiled=True,
     agreement="pixel_agreement",
     predict=predict,
-    train=train,
-    evaluate=evaluate,
+    train="convzoo.training.segmentation:train_segmentation",
+    evaluate="convzoo.segmentation_eval:evaluate_entry",
     ten_lines='Image.fromarray((out[0].argmax(0) * 255).astype(np.uint8)).save("mask.png")\n',
 )

@@ -27,13 +27,6 @@ def predict(model: Any, image: Any, *, max_side: int | None = 512, **_: Any) -> 
     return Stylized(model.stylize(image, max_side=max_side))
 
 
-def train(entry: Any, recipe: Any, **kwargs: Any) -> Any:
-    from convzoo.training.style import train_style  # noqa: PLC0415 -- torch only when training
-
-    kwargs.pop("download", None)  # its data is local: nothing to download
-    return train_style(entry, recipe, **kwargs)
-
-
 STYLE = tasks.Task(
     name="style",
     output=OUTPUT_OF_TASK["style"],
@@ -44,7 +37,7 @@ STYLE = tasks.Task(
     min_side=16,  # the nets' reflection padding needs a few pixels on each side
     half_storage=True,  # five style nets fit the Space's 50 MiB budget only with float16 weights
     predict=predict,
-    train=train,
+    train="convzoo.training.style:train_style",
     unevaluated="it has no test metric; look at docs/style-contact-sheet.png",
     ten_lines='Image.fromarray(out[0].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)).save("styled.png")\n',
 )

@@ -28,7 +28,7 @@ def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | s
     """Train ``entry`` with ``recipe`` (default: the entry's own); returns the best checkpoint's path."""
     recipe = recipe or entry.recipe
     training_options(entry.task, recipe.options)  # a misspelt option in a custom recipe is refused, not ignored
-    return tasks.get(entry.task).train(entry, recipe, data_dir=data_dir, out_dir=out_dir, device=device,
+    return tasks.get(entry.task).hook("train")(entry, recipe, data_dir=data_dir, out_dir=out_dir, device=device,
                                        resume=resume, max_steps=max_steps, download=download)
 
 

@@ -118,11 +118,12 @@ def load_sections(data_dir: str | Path | None, recipe: Recipe) -> tuple[Sections
 
 def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
                        out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
-                       max_steps: int | None = None) -> Path:
+                       max_steps: int | None = None, download: bool = False) -> Path:
     """Train ``entry`` with ``recipe`` in the one loop; returns the best checkpoint (``out_dir/NAME/best.pt``).
 
     ``data_dir``: a folder of image/label pairs (default: the ISBI 2012 sections), or
-    ``"synthetic"`` for procedurally made ones (offline smoke runs).
+    ``"synthetic"`` for procedurally made ones (offline smoke runs). ``download`` is accepted as every task's
+    train hook takes it; the sections are local.
     """
     ops = check_ops(recipe.augment)
     terms = loss_terms(skeleton.options(entry, recipe).loss)

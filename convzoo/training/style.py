@@ -227,9 +227,10 @@ def preview(model: nn.Module, photos: dict[str, np.ndarray], style: torch.Tensor
 
 def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | None = None,
                 out_dir: str | Path = RUNS, device: str = "auto", resume: bool = False,
-                max_steps: int | None = None) -> Path:
+                max_steps: int | None = None, download: bool = False) -> Path:
     """Train a style network in the one loop; returns ``out_dir/NAME/best.pt`` (the latest weights: there is
-    no validation metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones)."""
+    no validation metric to choose by). ``data_dir``: a folder of content photos (default: the bundled ones); ``download`` is
+    accepted as every task's train hook takes it (the photos are bundled)."""
     opts = skeleton.options(entry, recipe)
     if not opts.style_image:
         raise ConvzooError(f"{entry.name}: its recipe names no style_image")
