@@ -224,7 +224,8 @@ def test_invariance_sweeps_every_slider(page, app_url):
     page.locator("#invariance-run").click()
     summary = page.locator("#invariance-summary")
     expect(summary).to_contain_text("shifts up to ±10% either way", timeout=60_000)
-    expect(summary).to_contain_text("0.6x or 1.6x the size")
+    expect(summary).to_contain_text("at 0.6x the size or smaller")
+    expect(summary).to_contain_text("at 1.6x or larger")
     expect(page.locator("#invariance-plot img")).to_be_visible()
 
 

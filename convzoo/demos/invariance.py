@@ -130,9 +130,10 @@ def sweep(store: Store, name: str, example: str):  # noqa: ANN201 -- a matplotli
     near = np.abs(SHIFTS) <= 10
     small = min(curves["horizontal shift"][near].min(), curves["vertical shift"][near].min())
     turned = curves["rotation"][np.abs(ANGLES) >= 90].min()
-    scaled = curves["scale"][(SCALES <= 0.6) | (SCALES >= 1.6)].min()
+    shrunk, grown = curves["scale"][SCALES <= 0.6].min(), curves["scale"][SCALES >= 1.6].min()
     summary = (f"{name} on {example}: P({label}) is {curves['rotation'][ANGLES == 0][0]:.2f} untouched, at least "
-               f"{small:.2f} for shifts up to ±10% either way, as low as {scaled:.2f} at 0.6x or 1.6x the size, and as "
+               f"{small:.2f} for shifts up to ±10% either way, as low as {shrunk:.2f} at 0.6x the size or smaller and "
+               f"{grown:.2f} at 1.6x or larger, and as "
                f"low as {turned:.2f} once the image is turned by 90° or more. {CLAIM}")
     return fig, summary
 

@@ -138,8 +138,8 @@ def tab(store: Store) -> None:
             download = gr.DownloadButton("Download PNG", interactive=False, elem_id="style-download")
     # one at a time (issue 22): Gradio's queue then shows each waiting page its place and an estimate of the wait
     # the button is live once there is something to save (issue 23)
-    live = dict(fn=lambda shown: gr.DownloadButton(interactive=shown is not None), inputs=result, outputs=download,
-                api_visibility="private", queue=False)
+    live = {"fn": lambda shown: gr.DownloadButton(interactive=shown is not None), "inputs": result,
+            "outputs": download, "api_visibility": "private", "queue": False}
     run.click(partial(stylize, store), [model, content, strength, max_side], [result, info, download],
               api_name="stylize", concurrency_limit=1, concurrency_id="style", show_progress="full").success(**live)
     if shown:
