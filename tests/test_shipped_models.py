@@ -141,3 +141,19 @@ def test_convzoo_list_shows_measured_numbers(capsys):
     for name in ("lenet5-fashion", "resnet18-fashion"):
         line = next(line for line in out.splitlines() if f" {name} " in line)
         assert f"{SHIPPED.get(name).metrics['accuracy']:.4f}" in line and "yes" in line
+
+
+def test_every_shipped_fashion_classifier_has_its_out_of_distribution_detector():
+    """A detector belongs to one file (its sha256): a re-export without `scripts/ood_measure.py calibrate NAME`
+    would silently take the app's notice away; this says so instead."""
+    from convzoo import ood
+
+    classifiers = [m for m in SHIPPED.models() if m.task == "classification" and m.entry.dataset == "fashion-mnist"]
+    assert len(classifiers) >= 6
+    for stored in classifiers:
+        path = ood.STATS / f"{stored.name}.npz"
+        assert path.is_file(), f"{stored.name}: no {path}; run scripts/ood_measure.py calibrate {stored.name}"
+        detector = ood.Detector.load(path)
+        assert detector.sha256 == stored.sha256, (f"{stored.name}'s detector is for another file; run "
+                                                  f"scripts/ood_measure.py calibrate {stored.name}")
+        assert detector.test_flagged <= ood.FLAGGED

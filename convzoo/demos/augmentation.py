@@ -21,7 +21,6 @@ from convzoo.demos.common import (SUGGESTED, dataset_of, enlarge, fashion_exampl
 from convzoo.fashionize import fashionize
 from convzoo.registry import Store
 from convzoo.runtime import resize_for, to_rgb_or_gray
-from convzoo.types import Preprocess
 
 VIEWS = 8
 SIDE = 168  # each view drawn this many pixels wide, every input pixel a visible square
@@ -40,14 +39,12 @@ def example_table() -> dict[str, str]:
 
 def plan_of(store: Store, name: str) -> preview.Plan:
     """The model's recipe from the registry; a model the registry does not know brings its entry in its manifest."""
-    entry = store.get(name).manifest["entry"]
-    if entry.get("task") != "classification":
-        raise gr.Error(f"{name} is a {entry.get('task')} model; the augmentation preview shows a classifier's recipe")
+    entry = store.get(name).entry
+    if entry.task != "classification":
+        raise gr.Error(f"{name} is a {entry.task} model; the augmentation preview shows a classifier's recipe")
     if name in registry.names():
         return preview.plan_of(name)
-    recipe = entry.get("recipe") or {}
-    return preview.Plan.of(tuple(recipe.get("augment", ())), Preprocess.from_json(entry["preprocess"]),
-                           recipe.get("options"))
+    return preview.Plan.of(entry.recipe.augment, entry.preprocess, entry.recipe.options)
 
 
 def training_pixels(store: Store, name: str, plan: preview.Plan, path: str) -> np.ndarray:

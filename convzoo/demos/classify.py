@@ -26,7 +26,8 @@ from convzoo.demos.common import (
 )
 from convzoo.fashionize import fashionize, flatten, has_alpha, is_fashion_form
 from convzoo.registry import Store
-from convzoo.runtime import load_model, softmax, top_k
+from convzoo.runtime import load_model
+from convzoo.tasks.classification import Classification
 
 INTRO = ("**Classify** runs a trained classifier from the model store on your image with ONNX Runtime and shows "
          "its five most probable classes. The picture under the prediction is exactly the tensor the network "
@@ -83,7 +84,7 @@ def classify(store: Store, name: str, image: Any, use_fashionize: bool = True) -
         x, steps = model_input(store, name, picture, use_fashionize)
     with Timer() as infer:
         logits = model.run(x)
-    top5 = {p.label: p.probability for p in top_k(softmax(logits)[0], model.labels, 5)}
+    top5 = Classification.of_logits(logits[0], model.labels, 5).as_dict()  # the task's answer, as predict makes it
     pre = model.preprocess_spec
     done = ", ".join([*steps, "resized", "normalized"])
     info = (f"Inference {infer.ms:.1f} ms, preprocessing {prep.ms:.1f} ms ({done}). "

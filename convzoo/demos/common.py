@@ -294,7 +294,7 @@ def dataset_of(store: Store, name: str | None) -> str:
     if not name:
         return ""
     stored = store.find(name)
-    return stored.manifest["entry"].get("dataset", "") if stored else ""
+    return stored.entry.dataset if stored else ""
 
 
 # ----------------------------------------------------------------------------------------------

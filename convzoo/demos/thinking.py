@@ -33,7 +33,7 @@ from convzoo.errors import ConvzooError
 from convzoo.fashionize import fashionize
 from convzoo.permutation import shuffle_pixels
 from convzoo.registry import Store
-from convzoo.runtime import load_model, resize_for, softmax, to_rgb_or_gray, top_k
+from convzoo.runtime import load_model, resize_for, to_rgb_or_gray
 
 INTRO = ("**Convolution thinking.** The lecture asks: *what would you do if the pixels were randomly shuffled?* "
          "A multilayer perceptron should not care: shuffling its inputs only relabels the weights of its first "
@@ -90,9 +90,7 @@ def compare(store: Store, image: Any) -> tuple:
         if store.find(name) is None:
             tops.append({f"{name} is not in the store": 0.0})
             continue
-        model = load_model(name, store)
-        probabilities = softmax(model.run(model.preprocess(picture)))[0]
-        tops.append({p.label: p.probability for p in top_k(probabilities, model.labels, 3)})
+        tops.append(load_model(name, store).predict(picture, k=3).as_dict())
     return (served_file(enlarge(pixels, 224)), served_file(enlarge(shuffle_pixels(pixels, SHUFFLE_SEED), 224)),
             *tops)
 
