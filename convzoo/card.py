@@ -8,18 +8,11 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from convzoo import tasks
+from convzoo import datasets, tasks
 from convzoo.registry import StoredModel
 from convzoo.types import ModelEntry
 
 LICENSE = "mit"  # the weights are ours, trained on openly licensed data (credited in each card)
-HUB_DATASETS = {  # registry dataset -> (Hugging Face Hub dataset id, display name); the Hub links the id
-    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
-    "mnist": ("ylecun/mnist", "MNIST"),
-    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
-    "imagenet": ("ILSVRC/imagenet-1k", "ImageNet-1k"),
-    "isbi2012-em": ("isbi2012-em", "ISBI 2012 EM segmentation (held-out training sections)"),
-}
 EVAL_METRICS = {  # manifest metric -> the name shown on the Hub; what the model-index reports
     "accuracy": "Test accuracy", "dice": "Dice", "pixel_error": "Pixel error", "rand_error": "Rand error (foreground)",
 }
@@ -130,7 +123,8 @@ def _experiment_section(experiment: Mapping[str, Any], name: str) -> list[str]:
 def eval_results(stored: StoredModel) -> list[EvalResult]:
     """The measured metrics as the Hub's model-index reads them (nothing for a model not yet evaluated)."""
     entry, metrics = stored.entry, stored.metrics
-    dataset_id, dataset_name = HUB_DATASETS.get(entry.dataset, (entry.dataset, entry.dataset))
+    data = datasets.get(entry.dataset)
+    dataset_id, dataset_name = data.hub_id or data.name, data.title
     return [EvalResult(task_type=tasks.get(entry.task).pipeline_tag, dataset_type=dataset_id, dataset_name=dataset_name,
                        dataset_split=str(metrics.get("split", "test")), metric_type=key, metric_value=metrics[key],
                        metric_name=label)
@@ -140,7 +134,7 @@ def eval_results(stored: StoredModel) -> list[EvalResult]:
 def front_matter(stored: StoredModel) -> ModelCardData:
     """The card's YAML header: what the Hugging Face Hub reads (license, pipeline, library, data, results)."""
     entry = stored.entry
-    hub_dataset = HUB_DATASETS.get(entry.dataset, (None, None))[0]
+    hub_dataset = datasets.get(entry.dataset).hub_id
     return ModelCardData(
         license=LICENSE, library_name="onnx", pipeline_tag=tasks.get(entry.task).pipeline_tag,
         tags=["onnx", "convzoo", entry.task, entry.arch, entry.dataset],

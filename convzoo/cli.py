@@ -53,9 +53,19 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(stored.card_path.read_text() if stored.card_path.is_file() else "(no model card)")
 
 
+def _thread_count(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= 256):
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a thread count: give a whole number from 1 to 256")
+    return int(text)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from convzoo.training import train
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     entry = registry.get(args.name)
     changes = {key: value for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("lr", args.lr), ("seed", args.seed)) if value is not None}
@@ -208,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="runs", help="run folder root (default: runs/)")
     c.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     c.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke runs)")
+    c.add_argument("--threads", type=_thread_count, metavar="1..256",
+                   help="CPU threads for torch (1 for a run in the background: on a busy 2-core machine two "
+                        "spinning threads under nice ran a LeNet-5 step 100x slower than one)")
     c.add_argument("--loss-weights", help="style models: ImageNet VGG-16 state-dict file for the perceptual loss")
 
     c = command("export", cmd_export, "export a trained model to ONNX in the store", store=False)

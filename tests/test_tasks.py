@@ -33,3 +33,13 @@ def test_the_shipped_models_report_their_task_headline(shipped_store):
 def test_an_unknown_task_is_named_with_the_ones_there_are():
     with pytest.raises(KeyError, match="classification, segmentation, style"):
         tasks.get("detection")
+
+
+def test_every_entry_names_a_data_set_with_a_record():
+    from convzoo import datasets
+
+    for entry in registry.entries():
+        record = datasets.get(entry.dataset)
+        assert record is datasets.DATASETS[entry.dataset] and record.title, entry.name
+    assert {d.name for d in datasets.DATASETS.values() if d.local_test} == {"fashion-mnist", "isbi2012-em"}
+    assert datasets.get("my-own-photos").title == "my-own-photos"  # a user's own set is named by itself

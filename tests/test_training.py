@@ -172,7 +172,19 @@ def test_train_hands_other_tasks_to_their_loops(monkeypatch, tmp_path):
     assert train(registry.get("unet-membranes"), out_dir=tmp_path, max_steps=3) == tmp_path / "seg.pt"
     train(registry.get("style-starry-night"), out_dir=tmp_path)
     assert [name for name, _ in calls] == ["unet-membranes", "style-starry-night"]
-    assert calls[0][1] == {"data_dir": None, "out_dir": tmp_path, "device": "auto", "resume": False, "max_steps": 3}
+    assert calls[0][1] == {"data_dir": None, "out_dir": tmp_path, "device": "auto", "resume": False, "max_steps": 3,
+                           "download": False}  # every task's train hook takes the same keywords
+
+
+def test_cli_threads_sets_torchs_and_refuses_a_count_out_of_range(fashion_dir, tmp_path, capsys):
+    assert cli.main(["train", "lenet5-fashion", "--threads", "2", "--max-steps", "1", "--out", str(tmp_path),
+                     "--data-dir", str(fashion_dir), "--device", "cpu"]) == 0
+    assert torch.get_num_threads() == 2  # the one_thread fixture puts it back
+    for wrong in ("0", "257", "two"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["train", "lenet5-fashion", "--threads", wrong])
+        assert exited.value.code == 2
+        assert "give a whole number from 1 to 256" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- subprocesses

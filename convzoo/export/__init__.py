@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 _TORCH_SIDE = ("export_entry", "prepare_model", "to_onnx", "parity", "store_weights_as_float16",
-               "test_data", "DATA_CREDITS", "OPSET", "PARITY_ATOL", "PARITY_N")
+               "test_data", "OPSET", "PARITY_ATOL", "PARITY_N")
 
 
 def __getattr__(name: str) -> Any:

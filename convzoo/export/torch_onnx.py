@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import torch
 
-from convzoo import registry, tasks
+from convzoo import datasets, registry, tasks
 from convzoo.errors import ConvzooError
 from convzoo.export.inputs import sample_inputs
 from convzoo.models import architectures, build
@@ -152,11 +152,11 @@ def export_entry(entry: ModelEntry, *, checkpoint: str | Path | None = None, wei
     size_multiple = getattr(model, "size_multiple", 1)
     manifest_extra = {"parity": check, "training": training, "params": params, "macs": macs,
                       "macs_input": list(size), "arch_doc": (factory.__doc__ or "").strip(),
-                      "credit": DATA_CREDITS.get(entry.dataset, "")}
+                      "credit": datasets.get(entry.dataset).credit}
     root = Path(store_root) if store_root else registry.write_root()
     source = provenance(entry, epochs=training.get("epoch"), weights=training.get("weights"))
     metrics, add_files = {}, None
-    if evaluate_after and entry.dataset in ("fashion-mnist", "isbi2012-em"):
+    if evaluate_after and datasets.get(entry.dataset).local_test:
         metrics, add_files = evaluated(entry, onnx_model, source, size_multiple, data_dir)
     return write_model(root, entry, onnx_model, metrics=metrics, manifest_extra=manifest_extra, source=source,
                        test_data=test_data(session, x, outputs, entry), size_multiple=size_multiple,
@@ -177,14 +177,3 @@ def evaluated(entry: ModelEntry, onnx_model: onnx.ModelProto, source: dict[str, 
         print(f"convzoo: exported, but not evaluated: {e}")
         return {}, None
     return metrics, pictures(entry.name, model.labels, metrics, confusion)
-
-
-DATA_CREDITS = {
-    "fashion-mnist": "Fashion-MNIST: H. Xiao, K. Rasul, R. Vollgraf, \"Fashion-MNIST: a Novel Image Dataset for "
-                     "Benchmarking Machine Learning Algorithms\", 2017; Zalando SE, MIT licence.",
-    "isbi2012-em": "ISBI 2012 EM data: A. Cardona et al., PLoS Biology 2010; I. Arganda-Carreras et al., "
-                   "Frontiers in Neuroanatomy 2015.",
-    "imagenet": "Weights: torchvision (BSD-3-Clause), trained on ImageNet-1k (O. Russakovsky et al., IJCV 2015).",
-    "style-content-photos": "Content photos: scikit-image's bundled images; paintings: public domain (see "
-                            "convzoo/assets/styles/SOURCES.md).",
-}
