@@ -116,12 +116,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from convzoo.serving import ServeConfig, serve
+    from convzoo.serving import serve
 
-    serve(_store(args), ServeConfig(
-        host=args.host, port=args.port, models=tuple(args.models.split(",")) if args.models else None,
-        threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms,
-        token=args.token, cors_origins=tuple(args.cors.split(",")) if args.cors else None, log_format=args.log_format))
+    # the ServeConfig is made inside serve, so that a setting it refuses is a JSON log line like any refusal
+    serve(_store(args), host=args.host, port=args.port, models=tuple(args.models.split(",")) if args.models else None,
+          threads=args.threads, spin=args.spin, max_batch=args.max_batch, batch_delay_ms=args.batch_delay_ms,
+          token=args.token, cors_origins=tuple(args.cors.split(",")) if args.cors else None,
+          log_format=args.log_format)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -89,6 +89,11 @@ def test_log_format_text_writes_plain_lines_and_a_refusal_is_a_json_line(tiny_st
     entry = json.loads(line)
     assert entry["level"] == "error" and entry["event"] == "error" and "'no-such-model'" in entry["message"]
 
+    out_of_range = serve(tiny_store.roots[0], free_port(), tmp_path / "range.log", "--max-batch", "0")
+    assert out_of_range.wait(60) == 2
+    [line] = (tmp_path / "range.log").read_text().splitlines()
+    assert json.loads(line)["message"] == "--max-batch must be at least 1, got 0"
+
 
 def record(message: str, name: str = "uvicorn.error", args: tuple = (), exc_info=None) -> logging.LogRecord:
     return logging.LogRecord(name, logging.INFO, __file__, 1, message, args, exc_info)

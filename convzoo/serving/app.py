@@ -222,18 +222,19 @@ def serve(store: Store | None = None, config: ServeConfig | None = None, **setti
 
     Every line it writes is one JSON object (``log_format="text"`` or ``$CONVZOO_LOG_FORMAT=text`` for plain
     lines), uvicorn's own included; a reason not to start (a busy port, an unknown model) is such a line too,
-    and the process exits with status 2."""
-    config = config or ServeConfig(**settings)
-    log_config = logs.install(logs.log_format(config.log_format))
-    token = config.token or os.environ.get("CONVZOO_TOKEN") or None
-    host, port, max_batch, batch_delay_ms = config.host, config.port, config.max_batch, config.batch_delay_ms
+    and the process exits with status 2: a setting out of range too, so the record is made after the logs
+    are installed."""
+    log_config = logs.install(logs.log_format(config.log_format if config else settings.get("log_format")))
     try:
+        config = config or ServeConfig(**settings)
+        token = config.token or os.environ.get("CONVZOO_TOKEN") or None
         app = create_app(store, config=dataclasses.replace(config, token=token))
-        _check_port(host, port)
+        _check_port(config.host, config.port)
     except ConvzooError as e:
         log.error(json.dumps({"event": "error", "message": str(e)}))
         raise SystemExit(2) from None
     pool = app.state.pool
+    host, port, max_batch, batch_delay_ms = config.host, config.port, config.max_batch, config.batch_delay_ms
     log.info(json.dumps({"event": "start", "url": f"http://{host}:{port}", "models": list(pool.models),
                          "max_batch": max_batch, "batch_delay_ms": batch_delay_ms, "auth": bool(token),
                          "docs": f"http://{host}:{port}/docs"}))
