@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
@@ -76,9 +76,11 @@ def decode_upload(image: Image.Image) -> Image.Image:
         raise _refused(e) from None
 
 
-async def read_upload(request: Request, limits: Limits, cost: Callable[[int, int], Awaitable[None]]) -> Image.Image:
+async def read_upload(request: Request, limits: Limits,
+                      cost: Callable[[int, int], Awaitable[None]] | None = None) -> Image.Image:
     """The uploaded image, decoded; ``cost(width, height)`` reserves (or refuses) what the work on an image
-    of that size will take, before its pixels are decompressed."""
+    of that size will take, before its pixels are decompressed (None: the work is costed later, on a
+    tensor whose size does not depend on the image's)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
@@ -100,7 +102,8 @@ async def read_upload(request: Request, limits: Limits, cost: Callable[[int, int
     image = await run_in_threadpool(open_upload, data, image_limits(limits))
     width, height = upright_size(image)
     await reservation_of(request).grow(decode_cost(image), "decoding this image")
-    await cost(width, height)
+    if cost is not None:
+        await cost(width, height)
     return await run_in_threadpool(decode_upload, image)
 
 
@@ -223,13 +226,8 @@ class Asked(NamedTuple):
 async def _answer_classification(served: Served, request: Request, limits: Limits, asked: Asked) -> Response:
     if asked.format == "png":
         raise ProtocolError(400, "classification answers JSON; leave out format or use format=json")
-    reservation = reservation_of(request)
-
-    async def cost(width: int, height: int) -> None:  # the tensor is costed once it is made: the size is fixed
-        return None
-
-    image = await read_upload(request, limits, cost)
-    return JSONResponse(await _classify(served, image, asked.k, reservation))
+    image = await read_upload(request, limits)  # _classify costs the tensor, whose size is the model's
+    return JSONResponse(await _classify(served, image, asked.k, reservation_of(request)))
 
 
 async def _answer_segmentation(served: Served, request: Request, limits: Limits, asked: Asked) -> Response:
@@ -241,12 +239,7 @@ async def _answer_segmentation(served: Served, request: Request, limits: Limits,
                                            encode_bytes_per_value=MASK_BYTES_PER_PIXEL), "segmenting this image")
 
     image = await read_upload(request, limits, cost)
-    try:
-        async with served.heavy:
-            probs = await run_in_threadpool(segment_tiled, served.model, image, limits.tile, batch=1,
-                                            shrink_arena=True)
-    except ConvzooError as e:
-        raise ProtocolError(400, str(e)) from None
+    probs = await _run_heavy(served, segment_tiled, served.model, image, limits.tile, batch=1, shrink_arena=True)
     return _segmentation_response(served, probs, asked.format or "png")
 
 
@@ -266,16 +259,21 @@ async def _answer_style(served: Served, request: Request, limits: Limits, asked:
                                            encode_bytes_per_value=PNG_BYTES_PER_VALUE), "styling this image")
 
     image = await read_upload(request, limits, cost)
-    try:
-        async with served.heavy:
-            styled = await run_in_threadpool(served.model.stylize, image, max_side, True)
-    except ConvzooError as e:
-        raise ProtocolError(400, str(e)) from None
+    styled = await _run_heavy(served, served.model.stylize, image, max_side, True)
     data = await run_in_threadpool(png_bytes, styled)
     if asked.format == "json":
         return JSONResponse({"model": served.name, "task": served.task, "width": styled.width,
                              "height": styled.height, "image_png_base64": base64.b64encode(data).decode()})
     return Response(data, media_type="image/png")
+
+
+async def _run_heavy(served: Served, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A whole-image run in the model's heavy lane (one at a time); the model refusing the image is a 400."""
+    try:
+        async with served.heavy:
+            return await run_in_threadpool(work, *args, **kwargs)
+    except ConvzooError as e:
+        raise ProtocolError(400, str(e)) from None
 
 
 async def _classify(served: Served, image: Image.Image, k: int, reservation: Reservation) -> dict:
@@ -296,7 +294,7 @@ def _segmentation_response(served: Served, probs: np.ndarray, format: str) -> Re
     data = png_bytes(mask_image(classes))
     if format == "png":
         return Response(data, media_type="image/png", headers={"X-Convzoo-Fractions": json.dumps(fractions)})
-    return JSONResponse({"model": served.name, "task": "segmentation", "width": int(classes.shape[1]),
+    return JSONResponse({"model": served.name, "task": served.task, "width": int(classes.shape[1]),
                          "height": int(classes.shape[0]), "labels": list(labels), "fractions": fractions,
                          "mask_png_base64": base64.b64encode(data).decode()})
 
