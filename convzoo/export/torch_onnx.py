@@ -17,6 +17,7 @@ import torch
 
 from convzoo import datasets, registry, tasks
 from convzoo.errors import ConvzooError
+from convzoo.evaluation import measure, pictures
 from convzoo.export.inputs import sample_inputs
 from convzoo.models import architectures, build
 from convzoo.packaging import metadata_props, provenance, set_metadata, write_model
@@ -167,8 +168,6 @@ def evaluated(entry: ModelEntry, onnx_model: onnx.ModelProto, source: dict[str, 
               data_dir: str | Path | None) -> tuple[dict[str, Any], Any]:
     """The test metrics of the file about to be written (its bytes, with its metadata, in onnxruntime), and
     what draws its pictures, so that the store is written once; nothing when the data is not here."""
-    from convzoo.evaluation import measure, pictures
-
     set_metadata(onnx_model, metadata_props(entry, {}, source, size_multiple))
     model = OnnxModel(onnx_model.SerializeToString())
     try:

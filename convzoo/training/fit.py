@@ -74,18 +74,19 @@ class Steps(Protocol):
 
 def fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, *, out_dir: Path | str = RUNS,
         device: str | torch.device = "auto", resume: bool = False, max_steps: int | None = None) -> Path:
-    """Train ``entry``'s architecture with the task's ``make_steps(context)``; returns ``out_dir/<name>/best.pt``."""
+    """Train ``entry``'s architecture with the task's ``make_steps(context, model)``; returns
+    ``out_dir/<name>/best.pt``."""
     context = distributed.setup(device)
     try:
         opts = skeleton.options(entry, recipe)
         with skeleton.kernels(context.device, opts):
-            return _fit(entry, recipe, make_steps(context), Path(out_dir) / entry.name, context, resume, max_steps,
+            return _fit(entry, recipe, make_steps, Path(out_dir) / entry.name, context, resume, max_steps,
                         opts.compile, opts.checkpoint_every)
     finally:
         distributed.teardown(context)
 
 
-def _fit(entry: ModelEntry, recipe: Recipe, steps: Steps, run_dir: Path, context: distributed.Context,
+def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, context: distributed.Context,
          resume: bool, max_steps: int | None, compile_model: bool, checkpoint_every: int | None) -> Path:
     from convzoo.models import build
 
@@ -97,12 +98,13 @@ def _fit(entry: ModelEntry, recipe: Recipe, steps: Steps, run_dir: Path, context
         raise ConvzooError(f"{run_dir / LAST} was written by an older convzoo; it cannot be resumed: start a new "
                            "run without --resume (or in another --out)")
     distributed.barrier(context)
-    total_steps = sum(steps.steps_in(e) for e in range(steps.epochs))
 
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build(entry)
     if state is not None:
         model.load_state_dict(state["model"])
+    steps: Steps = make_steps(context, model)  # the model too: a U-Net's tile side is the architecture's
+    total_steps = sum(steps.steps_in(e) for e in range(steps.epochs))
     model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     trained = distributed.wrap(model, context)
     if compile_model:

@@ -81,7 +81,7 @@ def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir:
         device: str | torch.device = "auto", resume: bool = False, max_steps: int | None = None) -> Path:
     """Train ``entry``'s architecture on ``data`` with the one loop; returns ``out_dir/<name>/best.pt`` (best
     validation accuracy)."""
-    return one_loop.fit(entry, recipe, lambda context: ClassifierSteps(entry, recipe, data, context),
+    return one_loop.fit(entry, recipe, lambda context, model: ClassifierSteps(entry, recipe, data, context),
                         out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
 

@@ -25,7 +25,6 @@ from convzoo.data.augment_seg import check_ops, sample_tiles
 from convzoo.data.transforms import normalize
 from convzoo.data.membranes import Sections, read_sections, synthetic_sections
 from convzoo.errors import ConvzooError
-from convzoo.models import build
 from convzoo.segmentation_metrics import score
 from convzoo.types import ModelEntry, Recipe, training_options
 from convzoo.training import RUNS, skeleton
@@ -129,9 +128,10 @@ def train_segmentation(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Pat
     terms = loss_terms(skeleton.options(entry, recipe).loss)
     resolve_device(device)  # a bad --device is reported before any work
     train_set, val_set = load_sections(data_dir, recipe)
-    return one_loop.fit(entry, recipe, lambda context: SegmentationSteps(entry, recipe, ops, terms, train_set,
-                                                                         val_set, context),
-                        out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
+    def make_steps(context: Any, model: nn.Module) -> SegmentationSteps:
+        return SegmentationSteps(entry, recipe, ops, terms, train_set, val_set, context, model)
+
+    return one_loop.fit(entry, recipe, make_steps, out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
 
 class SegmentationSteps:
@@ -144,7 +144,7 @@ class SegmentationSteps:
     plot = False
 
     def __init__(self, entry: ModelEntry, recipe: Recipe, ops: Any, terms: tuple[str, ...], train_set: Sections,
-                 val_set: Sections, context: Any) -> None:
+                 val_set: Sections, context: Any, model: nn.Module) -> None:
         dev = context.device
         self.entry, self.ops, self.terms, self.val_set = entry, ops, terms, val_set
         self.opts = skeleton.options(entry, recipe)
@@ -157,12 +157,11 @@ class SegmentationSteps:
         self.epochs = recipe.epochs
         total = recipe.epochs * self.opts.steps_per_epoch
         self.warmup_steps = self.opts.warmup_steps if self.opts.warmup_steps is not None else min(100, max(1, total // 20))
-        shape = build(entry)  # the tile side the architecture takes (a copy: the loop builds the trained one)
-        multiple = getattr(shape, "size_multiple", 1)
+        multiple = getattr(model, "size_multiple", 1)  # the tile side the architecture takes
         side = min(self.images.shape[-2:])
         self.tile = min(self.opts.tile, max(multiple, side // multiple * multiple))
-        if getattr(shape, "padding", "same") == "valid":
-            self.tile = shape.valid_input_size(self.tile)
+        if getattr(model, "padding", "same") == "valid":
+            self.tile = model.valid_input_size(self.tile)
 
     def steps_in(self, epoch: int) -> int:
         return self.opts.steps_per_epoch

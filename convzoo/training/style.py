@@ -236,7 +236,7 @@ def train_style(entry: ModelEntry, recipe: Recipe, *, data_dir: str | Path | Non
         raise ConvzooError(f"{entry.name}: its recipe names no style_image")
     resolve_device(device)  # a bad --device is reported before any work
     train_photos, held_photos = content_photos(data_dir)
-    return one_loop.fit(entry, recipe, lambda context: StyleSteps(entry, recipe, opts, train_photos, held_photos,
+    return one_loop.fit(entry, recipe, lambda context, model: StyleSteps(entry, recipe, opts, train_photos, held_photos,
                                                                   context),
                         out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
