@@ -4,8 +4,8 @@ model's answer is made and typed (``predict``: ``Classification``, ``Segmentatio
 smallest input it runs on, whether large inputs run tile by tile, how its export is checked and
 stored, and the last line of a card's ten lines of Python.
 
-A place that would write ``if task == "segmentation"`` asks the record instead; a new task is one
-module here (and its registry entries). The output kind itself is ``types.OUTPUT_OF_TASK``, which
+A place that would write ``if task == "segmentation"`` asks the record instead; a new task's record is
+one module here (README, "Adding a fourth task", lists the few other places a task touches). The output kind itself is ``types.OUTPUT_OF_TASK``, which
 ``ModelEntry`` checks on construction; the records read it from there.
 """
 
@@ -22,6 +22,10 @@ class Metric:
     key: str  # as a manifest's metrics name it
     label: str  # as people read it
     better: Literal["higher", "lower"]
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """Is ``value`` better than ``best`` (None: nothing yet) in this metric's direction?"""
+        return best is None or (value > best if self.better == "higher" else value < best)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The one training loop, for every task: device and multi-process set-up, seeding, exact resume,
 the optimizer step, one run-state checkpoint, the metrics files, and the best checkpoint chosen by
-the task's validation metric. A task supplies ``Steps``: its batches, its loss and its validation
+the task's headline metric on the validation split (``val_<key>``, in its direction; a task without one
+keeps its latest weights). A task supplies ``Steps``: its batches, its loss and its validation
 (``loop.ClassifierSteps``, ``segmentation.SegmentationSteps``, ``style.StyleSteps``).
 
 Resume is exact: a task's batches are a function of (epoch, index) and of torch's generator, which
@@ -22,14 +23,14 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from convzoo import tasks
 from convzoo.errors import ConvzooError
 from convzoo.training import BEST, LAST, RUNS, checkpoints, curves, distributed, skeleton
 from convzoo.types import ModelEntry, Recipe
@@ -39,23 +40,11 @@ CHECKPOINT_SECONDS = 300.0  # mid-epoch last.pt at most this often, unless optio
 RUN_STATE = 2  # the layout of last.pt; an older one is refused for resume with a sentence
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The validation metric that chooses ``best.pt``, and which way is better."""
-
-    key: str
-    better: Literal["higher", "lower"]
-
-    def improves(self, value: float, best: float | None) -> bool:
-        return best is None or (value > best if self.better == "higher" else value < best)
-
-
 class Steps(Protocol):
     """What a task gives the loop. ``stats`` are float sums over an epoch (their last element counts the
     items), reduced across processes; ``train_metrics`` turns them into the row's train columns."""
 
     epochs: int
-    selection: Selection | None  # None: no validation metric, the latest weights are kept as the best
     warmup: float  # one-cycle's warm-up fraction
     warmup_steps: int  # cosine/constant schedules' linear warm-up
     checkpoint_every: int | None  # steps between mid-epoch saves (None: every CHECKPOINT_SECONDS)
@@ -98,6 +87,8 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
         raise ConvzooError(f"{run_dir / LAST} was written by an older convzoo; it cannot be resumed: start a new "
                            "run without --resume (or in another --out)")
     distributed.barrier(context)
+    headline = tasks.get(entry.task).headline  # chooses best.pt, as measured on the validation split
+    selection = f"val_{headline.key}" if headline else None
 
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build(entry)
@@ -142,7 +133,7 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
     def payload(metrics: dict[str, Any]) -> dict[str, Any]:
         return {"run_state": RUN_STATE, "model": checkpoints.plain_state_dict(model), "entry": entry.name,
                 "recipe": recipe.to_json(), "epoch": epoch, "batch": batch, "step": step, "metrics": metrics,
-                "history": history, "best": best, "selection": steps.selection and steps.selection.key,
+                "history": history, "best": best, "selection": selection,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "running": None if running is None else running.cpu(),
                 "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if cuda else None},
@@ -192,8 +183,8 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
                **steps.train_metrics(totals), **steps.validate(model), "epoch_seconds": epoch_seconds,
                "seconds": seconds + time.perf_counter() - started,
                "images_per_second": epoch_items / max(epoch_seconds, 1e-9)}
-        value = row.get(steps.selection.key) if steps.selection else None
-        improved = value is None or steps.selection.improves(value, best)  # no validation: the latest is kept
+        value = row.get(selection) if selection else None
+        improved = value is None or headline.improves(value, best)  # no validation: the latest is kept
         if improved and value is not None:
             best = value
         if not partial:

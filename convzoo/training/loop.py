@@ -89,7 +89,6 @@ class ClassifierSteps:
     """A classifier's part of the loop: epochs over the shuffled training set, each process its share of
     a batch, cross-entropy, validation and test accuracy every epoch; ``best.pt`` by validation accuracy."""
 
-    selection = one_loop.Selection("val_accuracy", "higher")
     warmup_steps = 0
     checkpoint_every = None
     plot = True

@@ -138,7 +138,6 @@ class SegmentationSteps:
     """A U-Net's part of the loop: ``steps_per_epoch`` steps of freshly sampled, augmented tiles, the
     weighted loss, whole held-out sections validated every epoch; ``best.pt`` by pixel error."""
 
-    selection = one_loop.Selection("val_pixel_error", "lower")
     warmup = 0.25
     checkpoint_every = None
     plot = False

@@ -246,7 +246,6 @@ class StyleSteps:
     ``log_every`` window of steps (a metrics row and a last.pt each); no validation, so ``best.pt`` is
     the latest weights; a preview sheet of held-out photos at the end."""
 
-    selection = None
     warmup = 0.25
     warmup_steps = 0
     plot = False
