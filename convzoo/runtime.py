@@ -22,7 +22,7 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from convzoo import bounds, tasks
-from convzoo.tasks.classification import Classification, Prediction, softmax, top_k  # noqa: F401 -- the demos import these from here
+from convzoo.tasks.classification import Classification, softmax
 from convzoo.tasks.segmentation import Segmentation
 from convzoo.tasks.style import Stylized
 from convzoo.errors import BadInputError, IntegrityError
