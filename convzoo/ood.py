@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convzoo.runtime import cpu_session
+
 STATS = Path(__file__).resolve().parent / "ood_stats"
 FLAGGED = 0.02  # the share of real test images the threshold lets through as "unusual"
 MAX_FEATURES = 512  # a wider layer (an MLP's 784 raw pixels) costs a 784x784 precision matrix for little
@@ -107,7 +109,6 @@ class FeatureSession:
 
     def __init__(self, path: Path | str, tensors: Sequence[str] | None = None) -> None:
         import onnx  # noqa: PLC0415
-        import onnxruntime as ort  # noqa: PLC0415
 
         model = onnx.load(str(path))
         self.tensors = list(tensors) if tensors is not None else feature_tensors(model)
@@ -115,7 +116,7 @@ class FeatureSession:
         for name in self.tensors:
             if name not in present:
                 model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model)
         self.input = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray, chunk: int = 256) -> list[np.ndarray]:
