@@ -151,9 +151,9 @@ class Recipe:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Recipe:
-        known = {f.name for f in dataclasses.fields(cls)}
-        _require(isinstance(data, Mapping) and set(data) <= known, "recipe",
-                 f"unknown key(s) {sorted(set(data) - known) if isinstance(data, Mapping) else data!r}")
+        _require(isinstance(data, Mapping), "recipe", f"must be an object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        _require(not unknown, "recipe", f"unknown key(s) {unknown}")
         values = dict(data)
         if "augment" in values:
             values["augment"] = tuple(values["augment"])
@@ -317,6 +317,8 @@ class ModelEntry:
                           labels=tuple(data["labels"]), arch_args=_frozen_json(dict(data.get("arch_args") or {})))
             if "recipe" in data:
                 values["recipe"] = Recipe.from_json(data["recipe"])
+        except EntryError as e:  # a part's own sentence (the recipe's, the preprocessing's), said of this entry
+            raise EntryError(f"entry {data.get('name')!r}, {e}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EntryError(f"entry {data.get('name')!r}: malformed ({type(e).__name__}: {e})") from None
         return cls(**values)

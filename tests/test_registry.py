@@ -46,7 +46,8 @@ def test_every_shipped_manifest_holds_the_registry_entry_typed():
     ({"task": "detection"}, "task must be one of"),
     ({"labels": ["only-one"]}, "labels must be two or more"),
     ({"recipe": {"epochs": 0}}, "epochs must be >= 1"),
-    ({"recipe": {"epochz": 3}}, "unknown key(s)"),
+    ({"recipe": {"epochz": 3}}, "recipe: unknown key(s) ['epochz']"),
+    ({"recipe": 5}, "recipe: must be an object, got int"),
     ({"preprocess": {"color": "cmyk", "mean": [0], "std": [1]}}, "color must be"),
     ({"output": {"kind": "image"}}, "outputs 'logits', not 'image'"),
 ])
