@@ -49,6 +49,7 @@ class Steps(Protocol):
     warmup_steps: int  # cosine/constant schedules' linear warm-up
     checkpoint_every: int | None  # steps between mid-epoch saves (None: every CHECKPOINT_SECONDS)
     plot: bool  # draw curves.png (loss and accuracy against epoch)
+    channels_last: bool  # NHWC on the CPU too (always on CUDA): only where benchmarks/train_step.py found it faster
 
     def steps_in(self, epoch: int) -> int: ...
     def batch(self, epoch: int, index: int, generator: torch.Generator) -> tuple[torch.Tensor, Any]: ...
@@ -96,7 +97,8 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
         model.load_state_dict(state["model"])
     steps: Steps = make_steps(context, model)  # the model too: a U-Net's tile side is the architecture's
     total_steps = sum(steps.steps_in(e) for e in range(steps.epochs))
-    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    nhwc = cuda or steps.channels_last
+    model.to(device, memory_format=torch.channels_last if nhwc else torch.contiguous_format)
     trained = distributed.wrap(model, context)
     if compile_model:
         trained = torch.compile(trained)
@@ -149,7 +151,7 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
         while batch < n:
             torch.manual_seed(skeleton.step_seed(recipe.seed, context.rank, step))  # this step's randomness
             x, y = steps.batch(epoch, batch, generator)
-            if cuda and x.dim() == 4:
+            if nhwc and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with skeleton.autocast(device):
                 loss, stats = steps.loss(trained, x, y)

@@ -141,6 +141,7 @@ class SegmentationSteps:
     warmup = 0.25
     checkpoint_every = None
     plot = False
+    channels_last = False  # not measured on the CPU for these networks: the default layout stays
 
     def __init__(self, entry: ModelEntry, recipe: Recipe, ops: Any, terms: tuple[str, ...], train_set: Sections,
                  val_set: Sections, context: Any, model: nn.Module) -> None:

@@ -249,6 +249,7 @@ class StyleSteps:
     warmup = 0.25
     warmup_steps = 0
     plot = False
+    channels_last = False  # not measured on the CPU for these networks: the default layout stays
 
     def __init__(self, entry: ModelEntry, recipe: Recipe, opts: StyleOptions, train_photos: Any, held_photos: Any,
                  context: Any) -> None:
