@@ -90,8 +90,9 @@ def _training_section(entry: ModelEntry, training: Mapping[str, Any]) -> list[st
         lines.append(f"- Weights: {training['weights']}")
     lines.append(f"- Recipe as run: {json.dumps({k: v for k, v in recipe.items() if v not in ({}, [], None)})}")
     if recipe.get("epochs") != registry_recipe.get("epochs") and "epochs" in recipe:
+        time = "GPU time" if str(training.get("device", "")).startswith("cuda") else "time"
         lines.append(f"- Epochs: {recipe['epochs']} (the registry recipe has {registry_recipe.get('epochs')}; "
-                     "the run was sized to the GPU time available)")
+                     f"the run was sized to the {time} available)")
     if "epoch" in training:
         lines.append(f"- Checkpoint: epoch {training['epoch']}, chosen on the validation split held out from the "
                      "training set (the test set is never used for selection)")
@@ -158,6 +159,8 @@ def render_card(stored: StoredModel) -> str:
     lines += [f"Parameters: {params:,}" if isinstance(params, int) else "Parameters: -",
               f"MACs per image: {macs:,}" if isinstance(macs, int) else "MACs per image: -",
               f"ONNX file: {m.get('size_bytes', 0) / 2**20:.2f} MiB, sha256 `{m.get('sha256', '')}`", ""]
+    if m.get("source", {}).get("test_time"):  # the file's own graph, so its numbers below include it
+        lines += [f"Test time: {m['source']['test_time']}.", ""]
     lines += ["## Evaluation", ""] + _metrics_section(metrics, labels) + [""]
     family = entry.arch.split("_")[0].rstrip("0123456789")
     if family in BENCHMARK_ROWS and entry.dataset == "fashion-mnist":

@@ -182,6 +182,8 @@ class ClassifierOptions(TrainingOptions):
     crop_padding: int | None = None  # random crop's padding in pixels (None: 1/8 of the side)
     flip_p: float = 0.5
     erase_p: float = 0.5
+    # at export (convzoo.export.mirror): the file returns the mean of the logits of the image and of its mirror
+    mirror_average: bool = False
 
     def padding(self, height: int) -> int:
         """The random crop's padding: ``crop_padding`` when set; else 4 pixels for 32x32 images (He et al.
@@ -264,7 +266,7 @@ class ModelEntry:
     year: int = 0
     summary: str = ""  # one or two sentences for cards and tables; says how it differs from the paper
     params: int | None = None  # measured by tests/test_zoo.py against the built model
-    macs: int | None = None  # multiply-accumulates for one input at ``preprocess.size``
+    macs: int | None = None  # multiply-accumulates the exported file spends on one input at ``preprocess.size``
     pretrained: str | None = None  # torchvision weights enum ("ResNet18_Weights.IMAGENET1K_V1") when it can load them
     quantization: Literal["int8"] | None = None  # "int8": a static QDQ twin of ``base``
     base: str | None = None  # the FP32 entry an INT8 twin is quantized from
@@ -293,6 +295,11 @@ class ModelEntry:
     @property
     def in_channels(self) -> int:
         return self.preprocess.channels
+
+    @property
+    def passes(self) -> int:
+        """How many times the exported file runs the network on one input: 2 when it averages over the mirror."""
+        return 2 if getattr(training_options(self.task, self.recipe.options), "mirror_average", False) else 1
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "arch": self.arch, "arch_args": dict(self.arch_args),

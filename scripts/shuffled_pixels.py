@@ -23,7 +23,8 @@ PAIRS = {"LeNet-5": ("lenet5-fashion", "lenet5-fashion-shuffled"), "MLP": ("mlp-
 QUESTION = ("The lecture: *what would you do if the pixels were randomly shuffled?* An MLP should not care (a "
             "permutation of its inputs only relabels its first layer's weights); a CNN should, since its filters "
             "assume that neighbouring pixels are related. Both were trained with LeNet-5's recipe, plain and on one "
-            "fixed pixel permutation (inside the model, after augmentation).")
+            "fixed pixel permutation (inside the model, after augmentation), and each file averages its logits over the "
+            "image and its mirror image (the permutation applies to both).")
 
 
 def convzoo(*args: str) -> None:

@@ -63,6 +63,23 @@ def test_export_passes_full_checker_and_parity(exported):
     assert stored.manifest["onnx"]["opset"] >= 17
 
 
+def test_export_folds_the_mirror_average_the_entry_asks_for(exported, fashion_dir):
+    """LeNet-5's recipe asks for it: the file averages over the mirror image, so it cannot tell an image from
+    its mirror (the torch model, one pass, can), and its card and MACs count both passes."""
+    from convzoo.data.idx import load_split
+    from convzoo.export import mirror
+    from convzoo.runtime import normalize_batch
+
+    store, stored = exported
+    assert registry.get("lenet5-fashion").passes == 2
+    assert mirror.is_folded(onnx.load(str(stored.onnx_path)))
+    x = normalize_batch(load_split("test", fashion_dir)[0][:64], registry.get("lenet5-fashion").preprocess)
+    model = load_model("lenet5-fashion", store)
+    np.testing.assert_array_equal(model.run(x), model.run(np.ascontiguousarray(x[..., ::-1])))
+    assert stored.manifest["macs"] == 2 * 416_520 and stored.manifest["source"]["test_time"] == mirror.TEST_TIME
+    assert "Test time: mirror average" in stored.card_path.read_text()
+
+
 def test_metadata_contract(exported):
     _, stored = exported
     model = onnx.load(str(stored.onnx_path))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from convzoo import registry
 from convzoo.cli import main
+from convzoo.export import mirror
 from convzoo.runtime import load_model
 
 pytestmark = pytest.mark.slow  # re-measures the shipped models on the real test sets
@@ -62,6 +63,11 @@ def test_model_is_whole_and_explains_itself(name):
     assert registry.get(name).task == props["convzoo.task"]
     card = stored.card_path.read_text()
     assert name in card and "onnxruntime" in card
+    # a file that averages over the mirror image says so, and only the entries that ask for it do
+    folded = mirror.is_folded(model)
+    assert folded == (registry.get(name).passes == 2), name
+    assert ("test_time" in json.loads(props["convzoo.source"])) == folded
+    assert ("Test time: mirror average" in card) == folded
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -288,7 +288,7 @@ def test_convzoo_list_and_eval_report_a_broken_folder_without_a_traceback(tmp_pa
                              text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert "broken" in listing.stdout and "must be a JSON object" in listing.stdout
-    assert "0.9144" in listing.stdout or "lenet5-fashion" in listing.stdout
+    assert "lenet5-fashion" in listing.stdout
     evaluation = subprocess.run([sys.executable, "-m", "convzoo.cli", "eval", "vgg16-fashion", "--store", str(root)],
                                 capture_output=True, text=True, timeout=120)
     assert evaluation.returncode == 2

@@ -1,5 +1,6 @@
 """From a trained model to files others run: ONNX export (``torch_onnx``, needs torch), the static INT8
-twin (``quantize``) and the Triton model repository (``triton``), the last two onnx/onnxruntime only.
+twin (``quantize``), test-time mirror averaging folded into a graph (``mirror``) and the Triton model
+repository (``triton``), the last three onnx/onnxruntime only.
 
 ``export_entry`` and friends are looked up lazily, so that importing ``convzoo.export.quantize`` or
 ``convzoo.export.triton`` does not import torch.

@@ -105,7 +105,9 @@ def quantize(name: str, store: Store | None = None, data_dir: str | Path | None 
         write_model(Path(private), twin_entry, int8, metrics={}, manifest_extra={
             "quantization": quant_info, "params": base.manifest.get("params"), "macs": base.manifest.get("macs"),
             "training": base.manifest.get("training", {}), "credit": base.manifest.get("credit", "")},
-            source=provenance(twin_entry, quantized_from=base.sha256), test_data=test_data)
+            source=provenance(twin_entry, quantized_from=base.sha256,
+                              **{k: v for k, v in base.manifest.get("source", {}).items() if k == "test_time"}),
+            test_data=test_data)
         metrics = evaluate(twin_entry.name, store=Store(private), data_dir=data_dir)
         drop = fp32_accuracy - metrics["accuracy"]
         if drop > MAX_ACCURACY_DROP:
