@@ -42,3 +42,34 @@ def test_serving_peers_runs_both_servers_on_the_same_images_and_prints_the_table
     goals = [line for line in out.splitlines()
              if line.startswith("| lenet5-fashion | ") and line.endswith(("yes |", "no |"))]
     assert len(goals) == 4
+
+
+def _time_to_accuracy():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", ROOT / "benchmarks" / "time_to_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_to_accuracy_takes_the_first_epoch_at_the_threshold_and_skips_a_partial_one(tmp_path):
+    tta = _time_to_accuracy()
+    history = [{"epoch": 1, "seconds": 60.0, "test_accuracy": 0.915, "partial": False},
+               {"epoch": 2, "seconds": 130.0, "test_accuracy": 0.931, "partial": False},
+               {"epoch": 3, "seconds": 200.0, "test_accuracy": 0.928, "partial": False},
+               {"epoch": 4, "seconds": 230.0, "test_accuracy": 0.99, "partial": True}]
+    (tmp_path / "metrics.json").write_text(__import__("json").dumps(history))
+    summary = tta.summarise(tmp_path)
+    assert summary["reached"] == {"0.92": (130.0, 2), "0.93": (130.0, 2), "0.94": None}
+    assert summary["epochs"] == 3 and summary["best_test_accuracy"] == 0.931
+    assert "2.2 min (epoch 2)" in tta.table([summary]) and "not reached" in tta.table([summary])
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_trains_both_roads_and_prints_their_table(tmp_path, fashion_dir):
+    out = run("benchmarks/time_to_accuracy.py", "--results", str(tmp_path / "tta.json"), "train", "lenet5-fashion",
+              "--epochs", "1", "--out", str(tmp_path / "runs"), "--data-dir", str(fashion_dir), timeout=600)
+    rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert [r.split(" | ")[0].rsplit("/", 2)[-2] for r in rows] == ["old", "fast"]
+    assert all(" | 1 | " in r for r in rows)  # one finished epoch each, read from the run's own metrics.json
