@@ -9,18 +9,19 @@ three other shapes a lecture meets next:
   row-normalised ``(A + I)``, which keeps every value a plain fraction);
 - a video volume of frames x rows x columns, where the output size follows the same formula per axis.
 
-Values are ``fractions.Fraction`` throughout, so ``-1/2`` stays ``-1/2``. Cross-correlation without
-flipping, as ``torch.nn.functional.conv1d``/``conv3d`` do it. Positions are 0-based here; the text a
-person reads counts from 1, and graph nodes are numbered from 1 as people number them.
+The sums themselves are ``convzoo.convolution``'s one engine (``convolve`` and ``expand``, with
+``axes=1`` and ``axes=3``); this module reads what a person typed, bounds it, says in the shape's own
+words (along the signal, along depth) when a kernel does not fit, and does the graph's mean aggregation.
+Values are ``fractions.Fraction`` throughout, so ``-1/2`` stays ``-1/2``. Positions are 0-based here; the
+text a person reads counts from 1, and graph nodes are numbered from 1 as people number them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import product
 from typing import Any
 
 import numpy as np
@@ -64,28 +65,7 @@ def _triple(value: Any, limits: tuple[Size, Size, Size], name: str) -> tuple[int
     return a, b, c
 
 
-@dataclass(frozen=True)
-class Sum:
-    """One output value written out: the products summed, and where each input value sits."""
-
-    terms: tuple[tuple[Fraction, Fraction], ...]  # (input value, weight), in reading order
-    value: Fraction
-    at: tuple[tuple[int, ...], ...]  # each input value's position in the *padded* input, same order
-
-    @property
-    def text(self) -> str:
-        return " + ".join(f"({fmt(a)} × {fmt(w)})" for a, w in self.terms) + f" = {fmt(self.value)}"
-
-
-def _weighted_sum(padded: np.ndarray, weight: np.ndarray, start: Sequence[int], dilation: Sequence[int]) -> Sum:
-    """The window of ``padded`` that starts at ``start``, times ``weight``, tap by tap: every output of the
-    forward pass is made here, so what a click writes out is what was computed."""
-    terms, at = [], []
-    for offset in product(*(range(k) for k in weight.shape)):
-        position = tuple(s + o * d for s, o, d in zip(start, offset, dilation))
-        terms.append((padded[position], weight[offset]))
-        at.append(position)
-    return Sum(tuple(terms), sum((a * w for a, w in terms), Fraction(0)), tuple(at))
+Sum = cv.Expansion  # one output written out: its terms, value, and each term's place ``at`` in the padded input
 
 
 def _fits(n: int, k: int, padding: int, dilation: int, where: str, fix: str) -> None:
@@ -111,10 +91,12 @@ SIGNAL_DILATION = Size("dilation", 1, sizes.SIGNAL_LENGTH)
 
 def conv1d(signal: Any, kernel: Any, stride: int = 1, padding: int = 0, dilation: int = 1) -> list[Fraction]:
     """Cross-correlation as ``torch.nn.functional.conv1d`` on one channel."""
-    return [s.value for s in _conv1d_sums(_row(signal, "signal"), _row(kernel, "kernel"), stride, padding, dilation)]
+    x, w = _row(signal, "signal"), _row(kernel, "kernel")
+    return list(cv.convolve(x, w, None, *_signal_settings(x, w, stride, padding, dilation), axes=1)[0])
 
 
-def _conv1d_sums(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilation: int) -> list[Sum]:
+def _signal_settings(x: np.ndarray, w: np.ndarray, stride: Any, padding: Any, dilation: Any) -> tuple[int, int, int]:
+    """Stride, padding and dilation within the page's limits, and a kernel that fits, said along the signal."""
     stride, padding = SIGNAL_STRIDE.parse(stride), sizes.SIGNAL_PADDING.parse(padding)
     dilation = SIGNAL_DILATION.parse(dilation)
     if len(x) > MAX_SIGNAL:
@@ -124,9 +106,7 @@ def _conv1d_sums(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilati
                             f"{f' (with padding {padding} on each side, {len(x) + 2 * padding})' if padding else ''};"
                             " shorten the kernel or lengthen the signal")
     _fits(len(x), len(w), padding, dilation, "along the signal", "shorten the kernel or lengthen the signal")
-    out = cv.output_size(len(x), len(w), stride, padding, dilation)
-    padded = np.array([Fraction(0)] * padding + list(x) + [Fraction(0)] * padding, dtype=object)
-    return [_weighted_sum(padded, w, (i * stride,), (dilation,)) for i in range(out)]
+    return stride, padding, dilation
 
 
 @dataclass(frozen=True)
@@ -192,7 +172,9 @@ def signal_layer(signal: Any, kernel: Any, padding: Any = 0, pool_size: Any = 3,
     if len(x) > MAX_SIGNAL or len(w) > MAX_SIGNAL:  # before any sum: a few values are what a page shows
         which, n = ("signal", len(x)) if len(x) > MAX_SIGNAL else ("kernel", len(w))
         raise BadInputError(f"the {which} has {n} values; by hand, keep it to {MAX_SIGNAL} or fewer")
-    sums = _conv1d_sums(x, w, 1, padding, 1)
+    _signal_settings(x, w, 1, padding, 1)
+    outputs = cv.output_size(len(x), len(w), 1, padding)
+    sums = [cv.expand(x, w, 0, i, padding=padding) for i in range(outputs)]
     pooled = max_pool1d([s.value for s in sums], size, stride)
     return SignalLayer(tuple(x), tuple(w), padding, tuple(sums), size, stride, tuple(pooled))
 
@@ -364,31 +346,25 @@ def _checked_volume(volume: np.ndarray, what: str) -> np.ndarray:
     return cv.exact(volume)
 
 
-def _volume_sums(volume: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Iterator[tuple[tuple, Sum]]:
+def _volume(volume: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[np.ndarray, ...]:
+    """Input and kernel within the page's limits and the settings per axis, refused along a named axis when
+    the kernel does not fit, before the engine sees them."""
     x, w = _checked_volume(volume, "input"), _checked_volume(kernel, "kernel")
-    sizes = output_sizes(x.shape, w.shape, stride, padding, dilation)
-    s, p, d = settings3d(stride, padding, dilation)
-    padded = np.pad(x, [(pi, pi) for pi in p], constant_values=Fraction(0))
-    for index in product(*(range(n) for n in sizes)):
-        yield index, _weighted_sum(padded, w, [i * si for i, si in zip(index, s)], d)
+    output_sizes(x.shape, w.shape, stride, padding, dilation)
+    return x, w, *settings3d(stride, padding, dilation)
 
 
 def conv3d(volume: Any, kernel: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """Cross-correlation as ``torch.nn.functional.conv3d`` on one channel: ``(D', H', W')`` exact."""
-    x, w = _checked_volume(volume, "input"), _checked_volume(kernel, "kernel")
-    out = np.empty(output_sizes(x.shape, w.shape, stride, padding, dilation), dtype=object)
-    for index, one in _volume_sums(x, w, stride, padding, dilation):
-        out[index] = one.value
-    return out
+    x, w, s, p, d = _volume(volume, kernel, stride, padding, dilation)
+    return cv.convolve(x, w, None, s, p, d, axes=3)[0]
 
 
 def volume_sum(volume: Any, kernel: Any, index: Sequence[int], stride: Any = 1, padding: Any = 0,
                dilation: Any = 1) -> Sum:
     """The terms behind ``conv3d(...)[index]``, frame by frame, row by row."""
-    for at, one in _volume_sums(volume, kernel, stride, padding, dilation):
-        if at == tuple(index):
-            return one
-    raise BadInputError(f"there is no output at frame {index[0] + 1}, row {index[1] + 1}, column {index[2] + 1}")
+    x, w, s, p, d = _volume(volume, kernel, stride, padding, dilation)
+    return cv.expand(x, w, 0, *index, stride=s, padding=p, dilation=d)
 
 
 def _line(k: int) -> list[Fraction]:

@@ -1,10 +1,12 @@
 """Convolution, pooling and ReLU the way the lecture does them by hand, in numpy (no torch).
 
 "Convolution" here is what deep-learning frameworks call it: cross-correlation, the filter slid over
-the zero-padded input without flipping (``torch.nn.functional.conv2d``). The same code runs on float
-arrays (images) and on object arrays of ``fractions.Fraction`` (the small matrices of the exercise),
-so ``7/2`` stays ``7/2``. Shapes follow torch without the batch axis: inputs ``(C, H, W)``, filters
-``(F, C, kh, kw)``, outputs ``(F, H', W')``.
+the zero-padded input without flipping (``torch.nn.functional.conv1d/conv2d/conv3d``). One engine,
+``convolve``, serves every shape the playground shows: 1-D signals, 2-D images, 3-D volumes of frames
+(``axes``). The same code runs on float arrays (photos) and on object arrays of ``fractions.Fraction``
+(the small grids typed by hand), so ``7/2`` stays ``7/2``; ``expand`` writes any output out as the sum
+that made it. Shapes follow torch without the batch axis: inputs ``(C, *n)``, filters ``(F, C, *k)``,
+outputs ``(F, *n')``; in 2-D ``(C, H, W)``, ``(F, C, kh, kw)``, ``(F, H', W')``.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from convzoo.sizes import VALUE as MAX_VALUE  # the page's limits, in one place
 from convzoo.errors import BadInputError
 
 Pair = int | tuple[int, int]
+PerAxis = int | Sequence[int]  # one value for every spatial axis, or one per axis
 MAX_DENOMINATOR_SHOWN = 10_000  # beyond this a fraction stops helping a reader; show a decimal instead
 
 
-def _pair(value: Pair, name: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise BadInputError(f"{name} must be a whole number (or two), got {value!r}")
-    if min(pair) < minimum:
+def _per_axis(value: PerAxis, axes: int, name: str, minimum: int) -> tuple[int, ...]:
+    values = (value,) * axes if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != axes or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise BadInputError(f"{name} must be a whole number (or {axes}, one per axis), got {value!r}")
+    if min(values) < minimum:
         raise BadInputError(f"{name} must be at least {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return tuple(int(v) for v in values)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,74 +147,95 @@ def output_size_formula(n: int, k: int, stride: int = 1, padding: int = 0, dilat
 
 
 # ----------------------------------------------------------------------------------------------
-# the operations
+# the operations: one engine for 1-D, 2-D and 3-D (``axes``), as torch's conv1d, conv2d and conv3d
+
+SHAPES = {1: "L", 2: "H, W", 3: "D, H, W"}  # the spatial axes as torch's documentation names them
+POSITIONS = {1: ("position",), 2: ("row", "column"), 3: ("frame", "row", "column")}
 
 
-def _as_chw(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    if x.ndim == 2:
+def _with_channels(x: Any, axes: int) -> np.ndarray:
+    """``(C, *n)``: a single-channel input gains its channel axis."""
+    x = np.asarray(x)
+    if x.ndim == axes:
         return x[None]
-    if x.ndim != 3:
-        raise BadInputError(f"expected an image of shape (H, W) or (C, H, W), got shape {x.shape}")
+    if x.ndim != axes + 1:
+        raise BadInputError(f"expected an input of shape ({SHAPES[axes]}) or (C, {SHAPES[axes]}), got shape {x.shape}")
     return x
 
 
-def _as_fckk(weight: np.ndarray, channels: int) -> np.ndarray:
-    if weight.ndim == 2:
+def _as_filters(weight: Any, axes: int, channels: int) -> np.ndarray:
+    """``(F, C, *k)``: one filter, or several single-channel ones, gain the axes they leave out."""
+    weight = np.asarray(weight)
+    if weight.ndim == axes:
         weight = weight[None, None]
-    elif weight.ndim == 3:  # several single-channel filters
+    elif weight.ndim == axes + 1:  # several single-channel filters
         weight = weight[:, None]
-    if weight.ndim != 4:
-        raise BadInputError(f"expected filters of shape (kh, kw), (F, kh, kw) or (F, C, kh, kw), got {weight.shape}")
+    if weight.ndim != axes + 2:
+        raise BadInputError(f"expected filters of {axes} to {axes + 2} axes ending in the kernel's {axes}, got "
+                            f"{weight.shape}")
     if weight.shape[1] != channels:
         raise BadInputError(f"the filters have {weight.shape[1]} channels but the input has {channels}; "
                             "each filter needs one slice per input channel")
     return weight
 
 
-def pad(x: np.ndarray, padding: Pair) -> np.ndarray:
-    """Zero padding on the last two axes."""
-    ph, pw = _pair(padding, "padding", 0)
+def pad(x: np.ndarray, padding: PerAxis, axes: int = 2) -> np.ndarray:
+    """Zero padding on the last ``axes`` axes."""
+    widths = _per_axis(padding, axes, "padding", 0)
     zero = Fraction(0) if is_exact(x) else 0
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)], constant_values=zero)
+    return np.pad(x, [(0, 0)] * (x.ndim - axes) + [(p, p) for p in widths], constant_values=zero)
 
 
-def conv2d(x: np.ndarray, weight: np.ndarray, bias: Sequence[Any] | np.ndarray | None = None,
-           stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1) -> np.ndarray:
-    """Cross-correlation as ``torch.nn.functional.conv2d`` (one image, no groups): ``(F, H', W')``."""
-    x = _as_chw(x)
-    weight = _as_fckk(np.asarray(weight) if not isinstance(weight, np.ndarray) else weight, x.shape[0])
-    (sh, sw), (dh, dw) = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
-    ph, pw = _pair(padding, "padding", 0)
-    kh, kw = weight.shape[2:]
-    out_h = output_size(x.shape[1], kh, sh, ph, dh)
-    out_w = output_size(x.shape[2], kw, sw, pw, dw)
+def _sliding(axes: int, stride: PerAxis, padding: PerAxis, dilation: PerAxis) -> tuple[tuple[int, ...], ...]:
+    """Stride, padding and dilation, one value per spatial axis."""
+    return (_per_axis(stride, axes, "stride", 1), _per_axis(padding, axes, "padding", 0),
+            _per_axis(dilation, axes, "dilation", 1))
+
+
+def _output_shape(shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                  dilation: Sequence[int]) -> tuple[int, ...]:
+    return tuple(output_size(*sizes) for sizes in zip(shape, kernel, stride, padding, dilation))
+
+
+def convolve(x: Any, weight: Any, bias: Sequence[Any] | np.ndarray | None = None, stride: PerAxis = 1,
+             padding: PerAxis = 0, dilation: PerAxis = 1, *, axes: int = 2) -> np.ndarray:
+    """Cross-correlation as ``torch.nn.functional.conv1d/conv2d/conv3d`` (``axes`` 1, 2, 3) on one sample, no
+    groups: input ``(C, *n)``, filters ``(F, C, *k)``, output ``(F, *n')``; exact in, exact out."""
+    x = _with_channels(x, axes)
+    weight = _as_filters(weight, axes, x.shape[0])
+    stride, padding, dilation = _sliding(axes, stride, padding, dilation)
+    shape = _output_shape(x.shape[1:], weight.shape[2:], stride, padding, dilation)
     bias_array = None if bias is None else (exact(bias) if is_exact(weight) else np.asarray(bias, np.float64))
-    if bias_array is not None:
-        x, weight, bias_array = _common(x, weight, bias_array)
-    else:
-        x, weight = _common(x, weight)
-    xp = pad(x, (ph, pw))
-    out = np.zeros((weight.shape[0], out_h, out_w), dtype=object if is_exact(x) else np.result_type(x, weight))
-    if is_exact(x):
-        out[...] = Fraction(0)
-    # One kernel offset at a time: every output pixel sees the input shifted by that offset,
-    # so the sum over offsets of (filter tap x shifted input) is the whole correlation.
-    for i in range(kh):
-        for j in range(kw):
-            rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
-            cols = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            out += np.tensordot(weight[:, :, i, j], xp[:, rows, cols], axes=([1], [0]))
     if bias_array is not None:
         if bias_array.shape != (weight.shape[0],):
             raise BadInputError(f"expected one bias per filter ({weight.shape[0]}), got {bias_array.shape[0]}")
-        out += bias_array[:, None, None]
+        x, weight, bias_array = _common(x, weight, bias_array)
+    else:
+        x, weight = _common(x, weight)
+    xp = pad(x, padding, axes)
+    out = np.zeros((weight.shape[0], *shape), dtype=object if is_exact(x) else np.result_type(x, weight))
+    if is_exact(x):
+        out[...] = Fraction(0)
+    # One kernel offset at a time: every output sees the input shifted by that offset, so the sum over
+    # offsets of (filter tap x shifted input) is the whole correlation, vectorised over the positions.
+    for offset in np.ndindex(*weight.shape[2:]):
+        window = tuple(slice(o * d, o * d + step * (m - 1) + 1, step)
+                       for o, d, step, m in zip(offset, dilation, stride, shape))
+        out += np.tensordot(weight[(slice(None), slice(None), *offset)], xp[(slice(None), *window)], axes=([1], [0]))
+    if bias_array is not None:
+        out += bias_array.reshape(-1, *(1,) * axes)
     return out
 
 
+def conv2d(x: Any, weight: Any, bias: Sequence[Any] | np.ndarray | None = None, stride: PerAxis = 1,
+           padding: PerAxis = 0, dilation: PerAxis = 1) -> np.ndarray:
+    """``torch.nn.functional.conv2d`` on one image: ``(C, H, W)`` or ``(H, W)`` in, ``(F, H', W')`` out."""
+    return convolve(x, weight, bias, stride, padding, dilation, axes=2)
+
+
 def _windows(x: np.ndarray, kernel: Pair, stride: Pair | None, what: str) -> tuple[np.ndarray, int]:
-    (kh, kw) = _pair(kernel, f"{what} size", 1)
-    (sh, sw) = _pair(stride if stride is not None else (kh, kw), f"{what} stride", 1)
+    (kh, kw) = _per_axis(kernel, 2, f"{what} size", 1)
+    (sh, sw) = _per_axis(stride if stride is not None else (kh, kw), 2, f"{what} stride", 1)
     output_size(x.shape[-2], kh, sh, what=f"{what} window")
     output_size(x.shape[-1], kw, sw, what=f"{what} window")
     windows = sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
@@ -245,17 +269,22 @@ def pool2d(x: np.ndarray, mode: str, kernel: Pair, stride: Pair | None = None) -
 
 
 # ----------------------------------------------------------------------------------------------
-# one output cell, written out as on the slides
+# one output value, written out as on the slides
 
 
 @dataclass(frozen=True)
 class Expansion:
     """How one output value is made: the products summed, and where the window sits on the input."""
 
-    terms: list[tuple[Any, Any]]  # (input value, filter value), row by row, channel by channel
+    terms: list[tuple[Any, Any]]  # (input value, filter value), channel by channel, each in reading order
     bias: Any
     value: Any
-    window: list[tuple[int, int, int]]  # (channel, row, column) in the *padded* input, same order as terms
+    window: list[tuple[int, ...]]  # (channel, *position) in the *padded* input, same order as terms
+
+    @property
+    def at(self) -> tuple[tuple[int, ...], ...]:
+        """Each term's position in the padded input without its channel, for a one-channel input."""
+        return tuple(place[1:] for place in self.window)
 
     @property
     def text(self) -> str:
@@ -264,23 +293,26 @@ class Expansion:
         return f"{products}{bias} = {format_number(self.value)}"
 
 
-def expand(x: np.ndarray, weight: np.ndarray, f: int, row: int, col: int, bias: Sequence[Any] | None = None,
-           stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1) -> Expansion:
-    """The terms behind ``conv2d(...)[f, row, col]``; its ``text`` reads ``(0 × -1/2) + (1 × 1) + ... = 2``."""
-    x = _as_chw(x)
-    weight = _as_fckk(weight, x.shape[0])
-    (sh, sw), (dh, dw) = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
-    out = conv2d(x, weight, bias, stride, padding, dilation)
-    if not (0 <= f < out.shape[0] and 0 <= row < out.shape[1] and 0 <= col < out.shape[2]):
-        raise BadInputError(f"there is no output cell (filter {f + 1}, row {row + 1}, column {col + 1}); "
-                            f"the output is {out.shape[0]} filter(s) of {out.shape[1]}x{out.shape[2]}")
-    xp = pad(x, padding)
+def expand(x: Any, weight: Any, f: int, *position: int, bias: Sequence[Any] | None = None, stride: PerAxis = 1,
+           padding: PerAxis = 0, dilation: PerAxis = 1) -> Expansion:
+    """The terms behind ``convolve(...)[f, *position]``, one index per spatial axis (``expand(x, w, f, row, col)``
+    in 2-D); its ``text`` reads ``(0 × -1/2) + (1 × 1) + ... = 2``. The value is the engine's own output, so what
+    a click writes out is what was computed."""
+    axes = len(position)
+    x = _with_channels(x, axes)
+    weight = _as_filters(weight, axes, x.shape[0])
+    out = convolve(x, weight, bias, stride, padding, dilation, axes=axes)
+    if not (0 <= f < out.shape[0] and all(0 <= i < n for i, n in zip(position, out.shape[1:]))):
+        where = ", ".join(f"{name} {i + 1}" for name, i in zip(POSITIONS[axes], position))
+        raise BadInputError(f"there is no output cell (filter {f + 1}, {where}); the output is {out.shape[0]} "
+                            f"filter(s) of {'x'.join(map(str, out.shape[1:]))}")
+    stride, padding, dilation = _sliding(axes, stride, padding, dilation)
+    xp = pad(x, padding, axes)
     terms, window = [], []
     for c in range(x.shape[0]):
-        for i in range(weight.shape[2]):
-            for j in range(weight.shape[3]):
-                r, q = row * sh + i * dh, col * sw + j * dw
-                terms.append((xp[c, r, q], weight[f, c, i, j]))
-                window.append((c, r, q))
+        for offset in np.ndindex(*weight.shape[2:]):
+            at = tuple(i * s + o * d for i, s, o, d in zip(position, stride, offset, dilation))
+            terms.append((xp[(c, *at)], weight[(f, c, *offset)]))
+            window.append((c, *at))
     b = 0 if bias is None else (exact(bias) if is_exact(weight) else np.asarray(bias, np.float64))[f]
-    return Expansion(terms=terms, bias=b, value=out[f, row, col], window=window)
+    return Expansion(terms=terms, bias=b, value=out[(f, *position)], window=window)

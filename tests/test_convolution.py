@@ -153,3 +153,36 @@ def test_pooling_matches_torch(channels, h, w, kernel, stride, seed):
     np.testing.assert_allclose(cv.avg_pool2d(x, kernel, stride), F.avg_pool2d(t, kernel, stride)[0].numpy(),
                                rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cv.relu(x), F.relu(t)[0].numpy())
+
+
+@settings(max_examples=60, deadline=None)
+@given(axes=st.sampled_from([1, 3]), channels=st.integers(1, 2), filters=st.integers(1, 2),
+       shape=st.lists(st.integers(1, 6), min_size=3, max_size=3), kernel=st.lists(st.integers(1, 3), min_size=3,
+                                                                                 max_size=3),
+       stride=st.integers(1, 2), padding=st.integers(0, 1), dilation=st.integers(1, 2), bias=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
+def test_one_engine_for_1d_and_3d_matches_torch(axes, channels, filters, shape, kernel, stride, padding, dilation,
+                                                bias, seed):
+    """``convolve`` is the one engine behind the 1-D signal and the 3-D volume too (issue 25): floats against torch,
+    and its exact sums against their written-out terms."""
+    shape, kernel = shape[:axes], kernel[:axes]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-4, 5, (channels, *shape))
+    w = rng.integers(-3, 4, (filters, channels, *kernel))
+    b = rng.integers(-2, 3, filters) if bias else None
+    args = dict(stride=stride, padding=padding, dilation=dilation)
+    if any(n + 2 * padding < dilation * (k - 1) + 1 for n, k in zip(shape, kernel)):
+        with pytest.raises(BadInputError, match="spans"):
+            cv.convolve(x.astype(float), w.astype(float), b, axes=axes, **args)
+        return
+    torch_conv = F.conv1d if axes == 1 else F.conv3d
+    expected = torch_conv(torch.from_numpy(x.astype(float))[None], torch.from_numpy(w.astype(float)),
+                          None if b is None else torch.from_numpy(b.astype(float)), **args)[0].numpy()
+    np.testing.assert_allclose(cv.convolve(x.astype(float), w.astype(float), b, axes=axes, **args), expected,
+                               rtol=1e-10, atol=1e-10)
+    exact_out = cv.convolve(cv.exact(x), cv.exact(w), b, axes=axes, **args)
+    np.testing.assert_array_equal(exact_out.astype(np.float64), expected)
+    last = tuple(n - 1 for n in exact_out.shape)
+    e = cv.expand(cv.exact(x), cv.exact(w), *last, bias=b, **args)
+    assert e.value == exact_out[last] == sum(a * c for a, c in e.terms) + e.bias
+    assert len(e.terms) == channels * int(np.prod(kernel)) and all(len(at) == axes for at in e.at)
