@@ -24,49 +24,49 @@ def test_signal_tab(app_url, page, artifacts):
     open_tab(page, app_url, "1D signal")
     view = page.locator("#beyond-signal-view")
     total = view.locator("[data-testid=beyond-sum]")
-    expect(view.locator("td[data-pick^='output']")).to_have_count(9)
-    expect(view.locator("td[data-pick^='pooled']")).to_have_text(["2", "3/2", "1/4"])
+    expect(view.locator("td[data-cell^='output']")).to_have_count(9)
+    expect(view.locator("td[data-cell^='pooled']")).to_have_text(["2", "3/2", "1/4"])
     expect(total).to_have_text("output 1 = (0 × -1/2) + (1 × 1) + (3 × -1/2) = -1/2")
 
-    view.locator("td[data-pick='output 2']").click()
+    view.locator("td[data-cell='output 2']").click()
     expect(total).to_have_text("output 2 = (1 × -1/2) + (3 × 1) + (1 × -1/2) = 2")
-    expect(view.locator("td.bz-win")).to_have_text(["1× -1/2", "3× 1", "1× -1/2"])  # the three taps, weights below
-    expect(view.locator("td.bz-sel")).to_have_text("2")
+    expect(view.locator("td.cz-win")).to_have_text(["1× -1/2", "3× 1", "1× -1/2"])  # the three taps, weights below
+    expect(view.locator("td.cz-sel")).to_have_text("2")
     page.screenshot(path=str(artifacts / "beyond-signal.png"), full_page=True)
 
-    view.locator("td[data-pick='pooled 2']").click()
+    view.locator("td[data-cell='pooled 2']").click()
     expect(total).to_have_text("pooled 2 = max of outputs 4, 5, 6 = max(-3/4, -1/2, 3/2) = 3/2")
-    expect(view.locator("td.bz-win")).to_have_text(["-3/4", "-1/2", "3/2"])
+    expect(view.locator("td.cz-win")).to_have_text(["-3/4", "-1/2", "3/2"])
 
     # an edit: the third band 3 -> 5 makes output 2 = -1/2 + 5 - 1/2 = 4 and the first pooled value 4
     type_into(page, "beyond-signal-input", "0, 1, 5, 1, 0, 1/2, 2, 1/2, 0, -1, 1")
-    expect(view.locator("td[data-pick='pooled 1']")).to_have_text("4")
-    view.locator("td[data-pick='output 2']").click()
+    expect(view.locator("td[data-cell='pooled 1']")).to_have_text("4")
+    view.locator("td[data-cell='output 2']").click()
     expect(total).to_contain_text("(5 × 1)")
     expect(total).to_contain_text("= 4")
 
-    # a mistake is a sentence, not a traceback, and the last good result stays
+    # a mistake is a sentence beside the page (the 2-D view's convention), not a traceback; the last good result stays
     type_into(page, "beyond-signal-kernel", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")
-    expect(page.get_by_text("the kernel has 12 values but the signal only 11").first).to_be_visible()
+    expect(page.locator("#beyond-signal-message")).to_contain_text("the kernel has 12 values but the signal only 11")
     expect(page.get_by_text("Traceback")).to_have_count(0)
-    expect(view.locator("td[data-pick='pooled 1']")).to_have_text("4")
+    expect(view.locator("td[data-cell='pooled 1']")).to_have_text("4")
 
 
 def test_graph_tab(app_url, page, artifacts):
     open_tab(page, app_url, "Graph")
     view = page.locator("#beyond-graph-view")
     total = view.locator("[data-testid=beyond-sum]")
-    expect(view.locator("svg g[data-pick]")).to_have_count(5)
+    expect(view.locator("svg g[data-cell]")).to_have_count(5)
 
-    view.locator("svg g[data-pick='node 2']").click()  # a node of the drawing
+    view.locator("svg g[data-cell='node 2']").click()  # a node of the drawing
     expect(total).to_have_text("node 2: (3 + 1 + 1/2) / 3 = 3/2")
-    expect(view.locator("svg g.bz-sel")).to_have_count(1)
-    expect(view.locator("svg g.bz-feed")).to_have_count(2)  # nodes 1 and 3 fed it
-    expect(view.locator("svg line.bz-feed")).to_have_count(2)
+    expect(view.locator("svg g.cz-sel")).to_have_count(1)
+    expect(view.locator("svg g.cz-feed")).to_have_count(2)  # nodes 1 and 3 fed it
+    expect(view.locator("svg line.cz-feed")).to_have_count(2)
     expect(view).to_contain_text("fed by node 2 itself and its neighbours 1, 3")
     page.screenshot(path=str(artifacts / "beyond-graph.png"), full_page=True)
 
-    view.locator("td[data-pick='node 3']").click()  # or its value in the table
+    view.locator("td[data-cell='node 3']").click()  # or its value in the table
     expect(total).to_have_text("node 3: (1 + 1/2 + 2) / 3 = 7/6")
 
     # an edit: join node 3 to node 5 as well
@@ -78,12 +78,12 @@ def test_graph_tab(app_url, page, artifacts):
     page.locator("#beyond-graph-preset input").click()
     page.get_by_role("option", name="star").click()
     expect(view.locator("svg line")).to_have_count(4)
-    view.locator("svg g[data-pick='node 1']").click()
+    view.locator("svg g[data-cell='node 1']").click()
     expect(total).to_have_text("node 1: (0 + 1 + 2 + 3 + 4) / 5 = 2")
-    expect(view.locator("svg g.bz-feed")).to_have_count(4)
+    expect(view.locator("svg g.cz-feed")).to_have_count(4)
 
     type_into(page, "beyond-graph-adjacency", "1: 2, 9")
-    expect(page.get_by_text("names node 9, but there are only 5 nodes").first).to_be_visible()
+    expect(page.locator("#beyond-graph-message")).to_contain_text("names node 9, but there are only 5 nodes")
     expect(page.get_by_text("Traceback")).to_have_count(0)
 
 
@@ -95,12 +95,12 @@ def test_volume_tab(app_url, page, artifacts):
     expect(sizes).to_contain_text("floor((2 + 2·0 - 1·(2 - 1) - 1) / 1) + 1 = 1")
     expect(sizes).to_contain_text("floor((4 + 2·0 - 1·(3 - 1) - 1) / 1) + 1 = 2")
     expect(view).to_contain_text("2 × 4 × 4 input, 2 × 3 × 3 kernel → 1 × 2 × 2 output")
-    expect(view.locator("td[data-pick]")).to_have_text(["3/2", "-3", "3/2", "9/2"])
+    expect(view.locator("td[data-cell]")).to_have_text(["3/2", "-3", "3/2", "9/2"])
 
-    view.locator("td[data-pick='frame 1, row 2, column 2']").click()
+    view.locator("td[data-cell='frame 1, row 2, column 2']").click()
     expect(total).to_contain_text("(1 × -1/2) + (0 × 1) + (1 × -1/2) + ")
     expect(total).to_contain_text("= 9/2")
-    expect(view.locator("td.bz-win")).to_have_count(18)  # a 3x3 window in each of the two frames
+    expect(view.locator("td.cz-win")).to_have_count(18)  # a 3x3 window in each of the two frames
     page.screenshot(path=str(artifacts / "beyond-volume.png"), full_page=True)
 
     # padding 1 in space, none in time: 1 x 4 x 4 out; stride 2 in space: 1 x 2 x 2 again
@@ -108,7 +108,7 @@ def test_volume_tab(app_url, page, artifacts):
         page.locator(f"#beyond-volume-padding-{axis} input").fill("1")
         page.locator(f"#beyond-volume-padding-{axis} input").press("Tab")
     expect(sizes).to_contain_text("floor((4 + 2·1 - 1·(3 - 1) - 1) / 1) + 1 = 4")
-    expect(view.locator("td[data-pick]")).to_have_count(16)
+    expect(view.locator("td[data-cell]")).to_have_count(16)
     page.locator("#beyond-volume-stride-w input").fill("2")
     page.locator("#beyond-volume-stride-w input").press("Tab")
     expect(sizes).to_contain_text("floor((4 + 2·1 - 1·(3 - 1) - 1) / 2) + 1 = 2")
@@ -123,5 +123,6 @@ def test_volume_tab(app_url, page, artifacts):
     # a kernel deeper than the clip, with no padding in time, is a sentence
     page.locator("#beyond-volume-kernel-d input").fill("3")
     page.locator("#beyond-volume-kernel-d input").press("Tab")
-    expect(page.get_by_text("the kernel spans 3 along depth (frames), but the input has only 2").first).to_be_visible()
+    expect(page.locator("#beyond-volume-message")).to_contain_text(
+        "the kernel spans 3 along depth (frames), but the input has only 2")
     expect(page.get_by_text("Traceback")).to_have_count(0)

@@ -2,7 +2,8 @@
 
 Three nested tabs of the playground, each the by-hand exercise's shape: inputs typed as text, outputs
 as exact fractions, and a click on any output writes out the sum that made it and lights up what fed it.
-The arithmetic is ``convzoo.beyond_grid``; this module only reads the inputs and draws HTML.
+The arithmetic is ``convzoo.beyond_grid``; the widget (tables, clicks, the sentence beside the page on a
+mistake) is ``convzoo.demos.byhand``, shared with the 2-D exercise; this module only draws each shape.
 """
 
 from __future__ import annotations
@@ -19,63 +20,16 @@ import numpy as np
 
 from convzoo import beyond_grid as bg
 from convzoo import sizes
+from convzoo.demos import byhand
 from convzoo.demos.common import readable_errors, size_box
+from convzoo.errors import ConvzooError
 
 fmt = bg.fmt
-
-CSS = """
-.bz-row { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
-.bz-card { border: 1px solid #d0d4dc; border-radius: 8px; padding: 10px 12px; background: #fafbfc; color: #111; }
-.bz-card h4 { margin: 0 0 6px 0; font-size: 15px; color: #111; }
-.bz-grid { border-collapse: collapse; margin: 4px 0; font-family: ui-monospace, monospace; font-size: 16px; }
-.bz-grid th { font: 13px sans-serif; color: #444; text-align: right; padding-right: 8px; white-space: nowrap; }
-.bz-grid td { border: 1px solid #9aa3b2; min-width: 40px; height: 34px; text-align: center; padding: 2px 6px;
-  background: #fff; color: #111; }
-.bz-grid td.bz-empty { border: none; background: transparent; }
-.bz-grid td[data-pick] { cursor: pointer; }
-.bz-grid td[data-pick]:hover { background: #e8f0ff; }
-.bz-grid td.bz-sel { background: #ffd866 !important; font-weight: 700; outline: 2px solid #c77d00; }
-.bz-grid td.bz-win { background: #ffe9a8; font-weight: 700; outline: 2px solid #c77d00; }
-.bz-grid td.bz-pad { background: #eceef2; color: #888; }
-.bz-grid td small { display: block; font-size: 11px; color: #8a5a00; font-weight: 400; }
-.bz-sizes td, .bz-sizes th { font: 14px ui-monospace, monospace; text-align: left; padding: 3px 8px; }
-.bz-note { font-size: 13px; color: #444; margin: 2px 0 8px 0; }
-.bz-sum { font-family: ui-monospace, monospace; font-size: 15px; background: #fff7dd; color: #111;
-  border-left: 4px solid #c77d00; padding: 8px 10px; margin-top: 8px; white-space: normal; word-break: break-word; }
-.bz-graph g[data-pick] { cursor: pointer; }
-.bz-graph circle { fill: #fff; stroke: #5a6375; stroke-width: 2; }
-.bz-graph .bz-feed circle { fill: #ffe9a8; stroke: #c77d00; }
-.bz-graph .bz-sel circle { fill: #ffd866; stroke: #c77d00; stroke-width: 4; }
-.bz-graph line { stroke: #9aa3b2; stroke-width: 2; }
-.bz-graph line.bz-feed { stroke: #c77d00; stroke-width: 4; }
-.bz-graph text { font: 15px ui-monospace, monospace; fill: #111; text-anchor: middle; dominant-baseline: central; }
-.bz-graph text.bz-h { font-size: 13px; fill: #555; }
-"""
-CLICK_JS = """
-element.addEventListener('click', (event) => {
-  const picked = event.target.closest('[data-pick]');
-  if (picked) { trigger('click', {pick: picked.dataset.pick}); }
-});
-"""
-
-
-class Pick(gr.EventData):
-    """A click on an output value or a node (``CLICK_JS`` sends its ``data-pick`` label)."""
-
-    def __init__(self, target: Any, data: Any) -> None:
-        super().__init__(target, data)
-        self.pick = data.get("pick") if isinstance(data, dict) else None
-
-
-def _td(value: Any, pick: str | None = None, cls: str = "", note: str = "") -> str:
-    attributes = f" data-pick='{html.escape(pick)}'" if pick else ""
-    attributes += f" class='{cls}'" if cls else ""
-    small = f"<small>{html.escape(note)}</small>" if note else ""
-    return f"<td{attributes}>{html.escape(fmt(value))}{small}</td>"
+td = byhand.td
 
 
 def _sum_box(text: str) -> str:
-    return f"<div class='bz-sum' data-testid='beyond-sum'>{html.escape(text)}</div>"
+    return byhand.sum_box(text, "beyond-sum")
 
 
 def _chosen(chosen: Any, choices: list[str]) -> str:
@@ -83,36 +37,48 @@ def _chosen(chosen: Any, choices: list[str]) -> str:
     return chosen if chosen in choices else choices[0]
 
 
-def _view(state: Callable[..., tuple[str, list[str], str]]) -> Callable[..., tuple[str, Any]]:
-    """A ``*_state`` function for the UI: a sentence on a mistake, the output chooser as a Dropdown update."""
+def _view(state: Callable[..., tuple[str, list[str], str]]) -> Callable[..., tuple[Any, Any, str]]:
+    """A ``*_state`` function for the UI: the page, the output chooser as a Dropdown update and the message box;
+    a mistake is a sentence in the box (``byhand.message``) and the last good page and choice stay."""
 
     @readable_errors
-    def view(*values: Any) -> tuple[str, Any]:
-        page, choices, chosen = state(*values)
-        return page, gr.Dropdown(choices=choices, value=chosen)
+    def view(*values: Any) -> tuple[Any, Any, str]:
+        try:
+            page, choices, chosen = state(*values)
+        except ConvzooError as e:
+            return gr.skip(), gr.skip(), byhand.message(e)
+        return page, gr.Dropdown(choices=choices, value=chosen), ""
 
     view.__name__ = state.__name__.replace("_state", "_view")
     return view
 
 
-def _pick(view: Callable[..., tuple[str, Any]]) -> Callable[..., tuple[str, Any]]:
+def _pick(view: Callable[..., tuple[Any, Any, str]]) -> Callable[..., tuple[Any, Any, str]]:
     """A clicked output becomes the chosen one (the chooser is the last input); a stray click keeps it."""
 
-    def pick(event: Pick, *values: Any) -> tuple[str, Any]:
+    def pick(event: byhand.CellClick, *values: Any) -> tuple[Any, Any, str]:
         *inputs, chosen = values
-        return view(*inputs, event.pick or chosen)
+        return view(*inputs, event.cell or chosen)
 
     return pick
 
 
-def _wire(inputs: Sequence[gr.components.Component], chosen: gr.Dropdown, page: gr.HTML,
+def _wire(inputs: Sequence[gr.components.Component], chosen: gr.Dropdown, page: gr.HTML, said: gr.Markdown,
           state: Callable[..., tuple[str, list[str], str]], api_name: str) -> None:
     """Typing is read when a box is left or Enter is pressed, so a half-typed ``-1/`` is not an error."""
     view = _view(state)
     triggers = [e for c in inputs for e in ((c.submit, c.blur) if isinstance(c, gr.Textbox) else (c.change,))]
-    gr.on([*triggers, chosen.input], view, [*inputs, chosen], [page, chosen], api_name=api_name,
+    gr.on([*triggers, chosen.input], view, [*inputs, chosen], [page, chosen, said], api_name=api_name,
           trigger_mode="always_last")
-    page.click(_pick(view), [*inputs, chosen], [page, chosen], api_visibility="private")
+    page.click(_pick(view), [*inputs, chosen], [page, chosen, said], api_visibility="private")
+
+
+def _page(first: str, name: str) -> gr.HTML:
+    return gr.HTML(first, css_template=byhand.CSS, js_on_load=byhand.CLICK_JS, elem_id=f"beyond-{name}-view")
+
+
+def _message(name: str) -> gr.Markdown:
+    return gr.Markdown("", elem_id=f"beyond-{name}-message")
 
 
 def _first(state: Callable[..., tuple[str, list[str], str]], *values: Any) -> tuple[str, list[str], str]:
@@ -159,15 +125,15 @@ def signal_html(layer: bg.SignalLayer, chosen: str) -> str:
     centre = (len(layer.kernel) - 1) // 2  # each output sits under the middle of its window
 
     def placed(values: dict[int, str]) -> str:
-        return "".join(values.get(c, "<td class='bz-empty'></td>") for c in range(len(padded)))
+        return "".join(values.get(c, "<td class='cz-empty'></td>") for c in range(len(padded)))
 
-    signal = {c: _td(v, cls="bz-win" if c in taps else ("bz-pad" if not p <= c < len(padded) - p else ""),
+    signal = {c: td(v, cls="cz-win" if c in taps else ("cz-pad" if not p <= c < len(padded) - p else ""),
                      note=f"× {fmt(taps[c])}" if c in taps else "") for c, v in enumerate(padded)}
-    outputs = {i + centre: _td(s.value, f"output {i + 1}",
-                               "bz-sel" if chosen == f"output {i + 1}" else ("bz-win" if i in covered else ""))
+    outputs = {i + centre: td(s.value, f"output {i + 1}",
+                               "cz-sel" if chosen == f"output {i + 1}" else ("cz-win" if i in covered else ""))
                for i, s in enumerate(layer.sums)}
     pooled_cells = {q.covers[0] + (len(q.covers) - 1) // 2 + centre:
-                    _td(q.value, f"pooled {q.index + 1}", "bz-sel" if chosen == f"pooled {q.index + 1}" else "")
+                    td(q.value, f"pooled {q.index + 1}", "cz-sel" if chosen == f"pooled {q.index + 1}" else "")
                     for q in layer.pooled}
     pool_title = f"max-pool {layer.pool_size}" + (f", stride {layer.pool_stride}"
                                                   if layer.pool_stride != layer.pool_size else "")
@@ -175,11 +141,10 @@ def signal_html(layer: bg.SignalLayer, chosen: str) -> str:
             (f"convolution ({len(layer.sums)})", placed(outputs)),
             (f"{pool_title} ({len(layer.pooled)})", placed(pooled_cells))]
     table = "".join(f"<tr><th>{html.escape(title)}</th>{cells}</tr>" for title, cells in rows)
-    kernel = "".join(_td(w) for w in layer.kernel)
-    return (f"<div class='bz-card'><h4>kernel</h4><table class='bz-grid' data-testid='beyond-kernel'><tr>{kernel}"
-            f"</tr></table><div class='bz-note'>output size: "
+    kernel = byhand.table([layer.kernel], testid="beyond-kernel")
+    return (f"<div class='cz-card'><h4>kernel</h4>{kernel}<div class='cz-note'>output size: "
             f"{html.escape(bg.cv.output_size_formula(len(layer.signal), len(layer.kernel), 1, p))}</div>"
-            f"<table class='bz-grid'>{table}</table>{_sum_box(text)}</div>")
+            f"<table class='cz-grid'>{table}</table>{_sum_box(text)}</div>")
 
 
 def signal_tab() -> None:
@@ -198,10 +163,11 @@ def signal_tab() -> None:
             stride = size_box(sizes.SIGNAL_POOL_STRIDE, 3, "Pooling stride", min_width=80,
                               elem_id="beyond-signal-pool-stride")
         page, choices, chosen = _first(signal_state, bg.SIGNAL, bg.SIGNAL_KERNEL, 0, 3, 3)
-        view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-signal-view")
+        view = _page(page, "signal")
         choice = gr.Dropdown(choices, value=chosen, label="Value written out", allow_custom_value=True,
                              elem_id="beyond-signal-choice")
-    _wire([signal, kernel, padding, size, stride], choice, view, signal_state, "beyond_signal")
+        said = _message("signal")
+    _wire([signal, kernel, padding, size, stride], choice, view, said, signal_state, "beyond_signal")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,31 +207,31 @@ def drawing(graph: bg.Graph, h: Sequence[Fraction], node: int) -> str:
     middle = GRAPH_SIDE / 2
     parts = []
     for a, b in sorted(graph.edges):
-        lit = " class='bz-feed'" if node in (a, b) else ""
+        lit = " class='cz-feed'" if node in (a, b) else ""
         (x1, y1), (x2, y2) = at[a - 1], at[b - 1]
         parts.append(f"<line x1='{x1:.1f}' y1='{y1:.1f}' x2='{x2:.1f}' y2='{y2:.1f}'{lit}/>")
     for v, (x, y) in enumerate(at, start=1):
-        cls = "bz-sel" if v == node else ("bz-feed" if v in fed_by else "")
+        cls = "cz-sel" if v == node else ("cz-feed" if v in fed_by else "")
         dx, dy = (x - middle, y - middle)
         norm = math.hypot(dx, dy) or 1.0
         lx, ly = (x + 34 * dx / norm, y + 34 * dy / norm) if graph.nodes > 1 else (x, y + 34)
-        parts.append(f"<g data-pick='node {v}' class='{cls}'><circle cx='{x:.1f}' cy='{y:.1f}' r='18'/>"
+        parts.append(f"<g data-cell='node {v}' class='{cls}'><circle cx='{x:.1f}' cy='{y:.1f}' r='18'/>"
                      f"<text x='{x:.1f}' y='{y:.1f}'>{v}</text>"
-                     f"<text class='bz-h' x='{lx:.1f}' y='{ly:.1f}'>h={html.escape(fmt(h[v - 1]))}</text></g>")
-    return (f"<svg class='bz-graph' data-testid='beyond-graph-drawing' width='{GRAPH_SIDE}' height='{GRAPH_SIDE}' "
+                     f"<text class='cz-h' x='{lx:.1f}' y='{ly:.1f}'>h={html.escape(fmt(h[v - 1]))}</text></g>")
+    return (f"<svg class='cz-graph' data-testid='beyond-graph-drawing' width='{GRAPH_SIDE}' height='{GRAPH_SIDE}' "
             f"viewBox='0 0 {GRAPH_SIDE} {GRAPH_SIDE}'>{''.join(parts)}</svg>")
 
 
 def graph_html(graph: bg.Graph, h: Sequence[Fraction], aggregations: Sequence[bg.Aggregation], node: int) -> str:
     one = aggregations[node - 1]
-    rows = "".join(f"<tr><th>node {a.node}</th>{_td(h[a.node - 1], cls='bz-win' if a.node in one.fed_by else '')}"
-                   f"{_td(a.value, f'node {a.node}', 'bz-sel' if a.node == node else '')}</tr>" for a in aggregations)
+    rows = "".join(f"<tr><th>node {a.node}</th>{td(h[a.node - 1], cls='cz-win' if a.node in one.fed_by else '')}"
+                   f"{td(a.value, f'node {a.node}', 'cz-sel' if a.node == node else '')}</tr>" for a in aggregations)
     neighbours = [u for u in one.fed_by if u != node]
     said = (f"node {node} itself and its neighbours {', '.join(map(str, neighbours))}" if neighbours
             else f"node {node} alone (it has no neighbours)")
-    return (f"<div class='bz-row'><div class='bz-card'>{drawing(graph, h, node)}</div>"
-            f"<div class='bz-card'><h4>h → h' (one layer)</h4><table class='bz-grid'><tr><th></th><th>h</th>"
-            f"<th>h'</th></tr>{rows}</table><div class='bz-note'>fed by {html.escape(said)}</div>"
+    return (f"<div class='cz-row'><div class='cz-card'>{drawing(graph, h, node)}</div>"
+            f"<div class='cz-card'><h4>h → h' (one layer)</h4><table class='cz-grid'><tr><th></th><th>h</th>"
+            f"<th>h'</th></tr>{rows}</table><div class='cz-note'>fed by {html.escape(said)}</div>"
             f"{_sum_box(one.text)}</div></div>")
 
 
@@ -290,13 +256,14 @@ def graph_tab() -> None:
                 weight = gr.Textbox("1", label="Weight w", max_lines=1, max_length=64, elem_id="beyond-graph-weight")
             with gr.Column(scale=3):
                 page, choices, chosen = _first(graph_state, *bg.GRAPHS[first], "1")
-                view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-graph-view")
+                view = _page(page, "graph")
                 choice = gr.Dropdown(choices, value=chosen, label="Node written out", allow_custom_value=True,
                                      elem_id="beyond-graph-choice")
-    _wire([adjacency, features, weight], choice, view, graph_state, "beyond_graph")
+                said = _message("graph")
+    _wire([adjacency, features, weight], choice, view, said, graph_state, "beyond_graph")
     # .then: the new graph is drawn once both of its boxes hold it, not twice from half of it
     preset.input(load_graph, preset, [adjacency, features], api_name="beyond_graph_preset").then(
-        _view(graph_state), [adjacency, features, weight, choice], [view, choice], api_visibility="private")
+        _view(graph_state), [adjacency, features, weight, choice], [view, choice, said], api_visibility="private")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,42 +301,38 @@ def volume_label(index: Sequence[int]) -> str:
     return f"frame {index[0] + 1}, row {index[1] + 1}, column {index[2] + 1}"
 
 
-def _frames(volume: np.ndarray, cells: Callable[[int, int, int], tuple[str | None, str, str]], title: str) -> str:
-    """One small table per frame; ``cells(d, r, c)`` gives each value's pick label, class and note."""
-    tables = []
-    for d, frame in enumerate(volume):
-        rows = "".join("<tr>" + "".join(_td(v, *cells(d, r, c)) for c, v in enumerate(row)) + "</tr>"
-                       for r, row in enumerate(frame))
-        tables.append(f"<div><div class='bz-note'>{html.escape(title)} {d + 1}</div>"
-                      f"<table class='bz-grid'>{rows}</table></div>")
-    return f"<div class='bz-row'>{''.join(tables)}</div>"
+def _frames(volume: np.ndarray, look: Callable[[int, int, int], byhand.Look], title: str) -> str:
+    """One small table per frame; ``look(d, r, c)`` says how each value shows (``byhand.table``)."""
+    tables = [f"<div><div class='cz-note'>{html.escape(title)} {d + 1}</div>"
+              f"{byhand.table(frame, lambda r, c, d=d: look(d, r, c))}</div>" for d, frame in enumerate(volume)]
+    return f"<div class='cz-row'>{''.join(tables)}</div>"
 
 
 def volume_html(x: np.ndarray, w: np.ndarray, out: np.ndarray, one: bg.Sum, index: tuple[int, ...],
                 sizes: list[tuple[str, str]], padding: Sequence[Any]) -> str:
     rows = "".join(f"<tr><th>{html.escape(axis)}</th><td>{html.escape(formula)}</td></tr>" for axis, formula in sizes)
     shape = " × ".join(str(n) for n in out.shape)
-    sizes_table = (f"<table class='bz-sizes' data-testid='beyond-sizes'><tr><th>axis</th><th>floor((in + 2·padding - "
+    sizes_table = (f"<table class='cz-sizes' data-testid='beyond-sizes'><tr><th>axis</th><th>floor((in + 2·padding - "
                    f"dilation·(kernel - 1) - 1) / stride) + 1</th></tr>{rows}</table>")
-    outputs = _frames(out, lambda d, r, c: (volume_label((d, r, c)), "bz-sel" if (d, r, c) == index else "", ""),
+    outputs = _frames(out, lambda d, r, c: (volume_label((d, r, c)), "cz-sel" if (d, r, c) == index else "", ""),
                       "output frame")
     p = list(padding)
-    padded = np.pad(x, [(n, n) for n in p], constant_values=Fraction(0))
+    padded = bg.cv.pad(x, p, axes=3)
     weights = {position: weight for position, (_, weight) in zip(one.at, one.terms)}
 
     def window(d: int, r: int, c: int) -> tuple[None, str, str]:
         if (d, r, c) in weights:
-            return None, "bz-win", f"× {fmt(weights[(d, r, c)])}"
+            return None, "cz-win", f"× {fmt(weights[(d, r, c)])}"
         inside = all(pi <= i < pi + n for i, pi, n in zip((d, r, c), p, x.shape))
-        return None, "" if inside else "bz-pad", ""
+        return None, "" if inside else "cz-pad", ""
 
-    return (f"<div class='bz-row'><div class='bz-card'><h4>sizes: {' × '.join(map(str, x.shape))} input, "
+    return (f"<div class='cz-row'><div class='cz-card'><h4>sizes: {' × '.join(map(str, x.shape))} input, "
             f"{' × '.join(map(str, w.shape))} kernel → {shape} output</h4>{sizes_table}</div>"
-            f"<div class='bz-card' data-testid='beyond-volume-outputs'><h4>output (frames × rows × columns)</h4>"
+            f"<div class='cz-card' data-testid='beyond-volume-outputs'><h4>output (frames × rows × columns)</h4>"
             f"{outputs}</div></div>"
-            f"<div class='bz-card'><h4>{html.escape(volume_label(index))} = {html.escape(fmt(one.value))}</h4>"
-            f"<div class='bz-row'><div>{_frames(padded, window, 'input frame')}</div>"
-            f"<div>{_frames(w, lambda d, r, c: (None, '', ''), 'kernel frame')}</div></div>{_sum_box(one.text)}</div>")
+            f"<div class='cz-card'><h4>{html.escape(volume_label(index))} = {html.escape(fmt(one.value))}</h4>"
+            f"<div class='cz-row'><div>{_frames(padded, window, 'input frame')}</div>"
+            f"<div>{_frames(w, byhand.PLAIN, 'kernel frame')}</div></div>{_sum_box(one.text)}</div>")
 
 
 @readable_errors
@@ -417,12 +380,13 @@ def volume_tab() -> None:
             dilation = _per_axis("dilation", (1, 1, 1), sizes.VOLUME_DILATION)
         page, choices, chosen = _first(volume_state, bg.format_volume(bg.VOLUME), kernel_text, 1, 1, 1, 0, 0, 0, 1, 1,
                                        1)
-        view = gr.HTML(page, css_template=CSS, js_on_load=CLICK_JS, elem_id="beyond-volume-view")
+        view = _page(page, "volume")
         choice = gr.Dropdown(choices, value=chosen, label="Output written out", allow_custom_value=True,
                              elem_id="beyond-volume-choice")
-    _wire([volume, kernel, *stride, *padding, *dilation], choice, view, volume_state, "beyond_volume")
+        said = _message("volume")
+    _wire([volume, kernel, *stride, *padding, *dilation], choice, view, said, volume_state, "beyond_volume")
     then_view = dict(fn=_view(volume_state), inputs=[volume, kernel, *stride, *padding, *dilation, choice],
-                     outputs=[view, choice], api_visibility="private")
+                     outputs=[view, choice, said], api_visibility="private")
     preset.input(make_kernel, [preset, *shape], kernel, api_name="beyond_volume_kernel").then(**then_view)
     # a kernel size applies once typed (Enter or leaving the box), and only when it changes the kernel's shape: a
     # new size draws the preset again, so passing through a box must not replace a kernel typed by hand (issue 22)
