@@ -9,7 +9,6 @@ before any pooling: what the next layer sees, at full resolution.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from convzoo.errors import BadInputError, IntegrityError
-from convzoo.types import Preprocess
+from convzoo.types import ModelMetadata, Preprocess
 
 # ops that keep a map a map: followed from a convolution's output until something else (pooling, a
 # second branch, the next conv) takes over; Q/DQ pairs appear in statically quantized (INT8) models
@@ -151,9 +150,8 @@ def probe_model(path: Path | str, name: str | None = None) -> Probe:
     except Exception as e:  # onnx raises DecodeError and friends
         raise IntegrityError(f"{path} is not an ONNX file onnx can read: {e}") from e
     graph = model.graph
-    meta = {p.key: p.value for p in model.metadata_props}
-    if "convzoo.preprocess" not in meta:
-        raise IntegrityError(f"{path} has no convzoo.preprocess metadata; it was not exported by convzoo")
+    # the one typed reader of the convzoo.* keys: a file without them is refused in its sentence
+    meta = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props}, where=str(path))
     initializers = {init.name for init in graph.initializer}
     image_input = next(i.name for i in graph.input if i.name not in initializers)
     convs = [node for node in graph.node if node.op_type == "Conv"]
@@ -168,7 +166,7 @@ def probe_model(path: Path | str, name: str | None = None) -> Probe:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2  # the demo shares a small CPU with everything else
     session = ort.InferenceSession(small.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    preprocess = Preprocess.from_json(json.loads(meta["convzoo.preprocess"]))
+    preprocess = meta.preprocess
     if computed:
         dummy = np.zeros((1, preprocess.channels, *(preprocess.size or (32, 32))), np.float32)
         values = dict(zip(computed, session.run(computed, {image_input: dummy})))
@@ -177,8 +175,8 @@ def probe_model(path: Path | str, name: str | None = None) -> Probe:
                     kernel=_attribute(conv, "kernel_shape", tuple(w.shape[2:])),
                     stride=_attribute(conv, "strides", (1,) * (w.ndim - 2)), filters=int(w.shape[0]))
               for (conv, tensor, ops), w in zip(found, weights)]
-    return Probe(name=name or meta.get("convzoo.name", path.parent.name), preprocess=preprocess,
-                 labels=json.loads(meta.get("convzoo.labels", "[]")), weights=np.asarray(weights[0], np.float32),
+    return Probe(name=name or meta.name or path.parent.name, preprocess=preprocess,
+                 labels=list(meta.labels), weights=np.asarray(weights[0], np.float32),
                  layers=layers, session=session, input_name=image_input)
 
 
