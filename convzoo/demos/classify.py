@@ -35,8 +35,8 @@ INTRO = ("**Classify** runs a trained classifier from the model store on your im
 FASHIONIZE_HELP = ("Fashion-MNIST models only saw 28x28 grey products, bright on black and filling the frame. "
                    "This step converts your photo the way the data set's authors converted theirs (trim the "
                    "background, fit the longer side, centre on a square, invert to a dark background, grey).")
-# The tab opens with the classifier whose out-of-distribution notice was measured best: ResNet-18 flags 97.6% of the
-# non-product pictures (LeNet-5 79.2%, AlexNet 87.1%) at 2% of the test set (`python scripts/ood_measure.py measure`)
+# The tab opens with the classifier whose out-of-distribution notice was measured best: ResNet-18 flags 97.1% of the
+# non-product pictures (LeNet-5 84.3%, AlexNet 87.1%) at 2% of the test set (`python scripts/ood_measure.py measure`)
 OPENS_WITH = "resnet18-fashion"
 # No product photo with a clear licence ships here (issue 23): these say what they are for instead
 STRANGERS = ("chelsea", "coffee", "rocket")
