@@ -263,7 +263,8 @@ def graph_tab() -> None:
     _wire([adjacency, features, weight], choice, view, said, graph_state, "beyond_graph")
     # .then: the new graph is drawn once both of its boxes hold it, not twice from half of it
     preset.input(load_graph, preset, [adjacency, features], api_name="beyond_graph_preset").then(
-        _view(graph_state), [adjacency, features, weight, choice], [view, choice, said], api_visibility="private")
+        _view(graph_state), [adjacency, features, weight, choice], [view, choice, said], api_visibility="private",
+        trigger_mode="always_last")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,8 +386,10 @@ def volume_tab() -> None:
                              elem_id="beyond-volume-choice")
         said = _message("volume")
     _wire([volume, kernel, *stride, *padding, *dilation], choice, view, said, volume_state, "beyond_volume")
+    # always_last: a second size typed while the first redraw runs must redraw again, not be dropped ("once", the
+    # default, dropped it and left the page showing the kernel before the change)
     then_view = dict(fn=_view(volume_state), inputs=[volume, kernel, *stride, *padding, *dilation, choice],
-                     outputs=[view, choice, said], api_visibility="private")
+                     outputs=[view, choice, said], api_visibility="private", trigger_mode="always_last")
     preset.input(make_kernel, [preset, *shape], kernel, api_name="beyond_volume_kernel").then(**then_view)
     # a kernel size applies once typed (Enter or leaving the box), and only when it changes the kernel's shape: a
     # new size draws the preset again, so passing through a box must not replace a kernel typed by hand (issue 22)
