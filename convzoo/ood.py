@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from convzoo.runtime import cpu_session
+from convzoo.types import MIRROR_PASS_PREFIX
 
 STATS = Path(__file__).resolve().parent / "ood_stats"
 FLAGGED = 0.02  # the share of real test images the threshold lets through as "unusual"
@@ -93,8 +94,6 @@ def feature_tensors(model) -> list[str]:  # noqa: ANN001 -- an onnx.ModelProto; 
     """The logits and the input of every fully connected layer no wider than ``MAX_FEATURES``."""
     from onnx import shape_inference  # noqa: PLC0415 -- onnx is needed only to fit or to open a feature session
 
-    from convzoo.export.mirror import PREFIX as MIRROR_PREFIX  # noqa: PLC0415 -- imports onnx
-
     inferred = shape_inference.infer_shapes(model)
     widths = {}
     for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
@@ -102,7 +101,7 @@ def feature_tensors(model) -> list[str]:  # noqa: ANN001 -- an onnx.ModelProto; 
         if dims and all(dims):
             widths[info.name] = int(np.prod(dims))
     inputs = [node.input[0] for node in model.graph.node  # the plain pass's layers, not a mirror pass's copies
-              if node.op_type in FEATURE_OPS and not node.name.startswith(MIRROR_PREFIX)]
+              if node.op_type in FEATURE_OPS and not node.name.startswith(MIRROR_PASS_PREFIX)]
     wanted = [model.graph.output[0].name, *inputs]
     return list(dict.fromkeys(t for t in wanted if widths.get(t, MAX_FEATURES + 1) <= MAX_FEATURES))
 

@@ -336,6 +336,8 @@ class ModelEntry:
 
 
 METADATA_PREFIX = "convzoo."
+# the node names of a mirror-averaged file's second pass (convzoo.export.mirror writes them, convzoo.ood skips them)
+MIRROR_PASS_PREFIX = "mirror/"
 
 
 @dataclass(frozen=True)

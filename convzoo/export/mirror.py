@@ -12,13 +12,14 @@ constants are shared, so the file grows by a few nodes, not by a second set of w
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-import numpy as np
 
 from convzoo.errors import ConvzooError
+from convzoo.types import MIRROR_PASS_PREFIX
 
-PREFIX = "mirror/"  # the mirror pass's node and tensor names; convzoo.ood reads features of the plain pass only
+PREFIX = MIRROR_PASS_PREFIX  # the mirror pass's node and tensor names; convzoo.ood reads the plain pass's features
 TEST_TIME = ("mirror average: the graph runs the image and its left-right mirror image and returns the mean of "
              "the two passes' logits (2x the MACs of one pass)")
 _INT64_MIN = np.iinfo(np.int64).min
