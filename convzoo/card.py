@@ -10,7 +10,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from convzoo import datasets, tasks
 from convzoo.registry import StoredModel
-from convzoo.types import ModelEntry
+from convzoo.types import ModelEntry, training_options
 
 LICENSE = "mit"  # the weights are ours, trained on openly licensed data (credited in each card)
 EVAL_METRICS = {  # manifest metric -> the name shown on the Hub; what the model-index reports
@@ -93,6 +93,21 @@ def _training_section(entry: ModelEntry, training: Mapping[str, Any]) -> list[st
         time = "GPU time" if str(training.get("device", "")).startswith("cuda") else "time"
         lines.append(f"- Epochs: {recipe['epochs']} (the registry recipe has {registry_recipe.get('epochs')}; "
                      f"the run was sized to the {time} available)")
+    teacher = training.get("teacher")
+    if teacher:
+        opts = training_options(entry.task, recipe.get("options") or {})
+        scored = f", test accuracy {teacher['test_accuracy']:.4f}" if teacher.get("test_accuracy") else ""
+        lines.append(f"- Distilled from `{teacher['name']}` (sha256 `{teacher['sha256'][:12]}...`{scored}): the loss is "
+                     f"{1 - opts.distill_weight:.2g} x cross-entropy with the labels + {opts.distill_weight:.2g} x "
+                     f"T^2 x KL from the teacher's softened probabilities at T = {opts.distill_temperature:g} "
+                     "(Hinton et al. 2015); the teacher's logits were computed once on the un-augmented training images")
+    start = training.get("init_from")
+    if start:
+        before = (f", trained {start['seconds'] / 60:.1f} min on {start.get('device', 'another machine')}"
+                  if start.get("seconds") else "")
+        scored = f", test accuracy {start['test_accuracy']:.4f}" if start.get("test_accuracy") else ""
+        lines.append(f"- Started from the weights of the earlier `{start['name']}` (sha256 `{start['sha256'][:12]}...`"
+                     f"{scored}{before}), read back from its ONNX file; the time below is this run's alone")
     if "epoch" in training:
         lines.append(f"- Checkpoint: epoch {training['epoch']}, chosen on the validation split held out from the "
                      "training set (the test set is never used for selection)")

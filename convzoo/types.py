@@ -184,6 +184,19 @@ class ClassifierOptions(TrainingOptions):
     erase_p: float = 0.5
     # at export (convzoo.export.mirror): the file returns the mean of the logits of the image and of its mirror
     mirror_average: bool = False
+    # knowledge distillation (convzoo.training.teacher): a stored classifier of the same labels, the soft
+    # term's share of the loss, and the softmax temperature (Hinton et al. 2015)
+    teacher: str | None = None
+    distill_weight: float = 0.9
+    distill_temperature: float = 4.0
+    # a stored file of the same architecture whose weights start the run (convzoo.training.warm_start)
+    init_from: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.distill_weight <= 1, "recipe", f"option distill_weight must lie in [0, 1], got "
+                 f"{self.distill_weight}")
+        _require(math.isfinite(self.distill_temperature) and 0 < self.distill_temperature <= 100, "recipe",
+                 f"option distill_temperature must lie in (0, 100], got {self.distill_temperature}")
 
     def padding(self, height: int) -> int:
         """The random crop's padding: ``crop_padding`` when set; else 4 pixels for 32x32 images (He et al.

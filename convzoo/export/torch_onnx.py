@@ -59,6 +59,9 @@ def prepare_model(entry: ModelEntry, checkpoint: str | Path | None, weights: str
     training = {key: state[key] for key in ("epoch", "step", "seconds", "device", "machine", "recipe") if key in state}
     if "metrics" in state:
         training["checkpoint_metrics"] = state["metrics"]
+    for key in ("teacher", "init_from"):  # which files taught it and started it, by sha256
+        if isinstance(state.get("data"), dict) and state["data"].get(key):
+            training[key] = state["data"][key]
     training["checkpoint"] = str(path)
     return model.eval(), training
 

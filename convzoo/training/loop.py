@@ -9,6 +9,8 @@ is a function of (seed, epoch), which, with the loop's per-step reseeding, makes
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +21,22 @@ from torch import nn
 from convzoo.data.fashion_mnist import ClassificationData, epoch_batches
 from convzoo.data.transforms import Augment, normalize
 from convzoo.types import ModelEntry, Recipe
-from convzoo.training import RUNS, distributed, skeleton
+from convzoo.training import RUNS, distributed, skeleton, teacher, warm_start
 from convzoo.training import fit as one_loop
 
+WARM_START_IMAGES = 2048  # training images that measure a rebuilt batch norm's statistics (warm_start)
 AUX_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers' loss weight (Szegedy et al. 2014, section 5)
 
 
-def classification_loss(output: Any, labels: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, main logits); auxiliary heads (a tuple's tail, GoogLeNet in training) add AUX_WEIGHT each."""
+def classification_loss(output: Any, labels: torch.Tensor, smoothing: float,
+                        main: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, main logits); auxiliary heads (a tuple's tail, GoogLeNet in training) add AUX_WEIGHT each.
+    ``main(logits)``, when given, is the main head's loss in place of its cross-entropy (distillation)."""
     if isinstance(output, (tuple, list)):
         logits, aux = output[0], [o for o in output[1:] if o is not None]
     else:
         logits, aux = output, []
-    loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+    loss = main(logits) if main else F.cross_entropy(logits, labels, label_smoothing=smoothing)
     for extra in aux:
         loss = loss + AUX_WEIGHT * F.cross_entropy(extra, labels, label_smoothing=smoothing)
     return loss, logits
@@ -106,6 +111,14 @@ class ClassifierSteps:
         self.per_epoch = n_train // min(recipe.batch_size, n_train)
         self.epochs = recipe.epochs
         self._order: tuple[int, torch.Tensor] | None = None
+        self.warm = warm_start.stored_start(opts.init_from, entry) if opts.init_from else None
+        self.warm_method = None
+        self.distill = opts if opts.teacher else None
+        self.teacher, self.teacher_logits = None, None
+        if opts.teacher:
+            self.teacher = teacher.stored_teacher(opts.teacher, entry)
+            self.teacher_logits = teacher.teacher_logits(self.teacher, self.data.train_images,
+                                                         torch.get_num_threads()).to(context.device)
 
     def steps_in(self, epoch: int) -> int:
         return self.per_epoch
@@ -115,10 +128,19 @@ class ClassifierSteps:
             self._order = (epoch, epoch_batches(len(self.data.train_labels), self.recipe.batch_size,
                                                 seed=self.recipe.seed, epoch=epoch, device=self.context.device))
         indices = self._order[1][index, self.context.rank::self.context.world_size]
-        return self.augment(self.data.train_images[indices], generator), self.data.train_labels[indices]
+        labels = self.data.train_labels[indices]
+        if self.teacher_logits is not None:
+            labels = (labels, self.teacher_logits[indices])
+        return self.augment(self.data.train_images[indices], generator), labels
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, logits = classification_loss(model(x), y, self.recipe.label_smoothing)
+    def loss(self, model: nn.Module, x: torch.Tensor, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        main = None
+        if self.distill is not None:
+            y, soft = y
+            main = functools.partial(teacher.distillation_loss, teacher=soft, labels=y,
+                                     smoothing=self.recipe.label_smoothing, weight=self.distill.distill_weight,
+                                     temperature=self.distill.distill_temperature)
+        loss, logits = classification_loss(model(x), y, self.recipe.label_smoothing, main)
         return loss, torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
                                   torch.tensor(float(len(y)), dtype=torch.float64, device=y.device)])
 
@@ -132,6 +154,13 @@ class ClassifierSteps:
         return {"val_loss": val["loss"], "val_accuracy": val["accuracy"],
                 "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
 
+    def start(self, model: nn.Module) -> None:
+        """The weights of ``init_from`` (convzoo.training.warm_start), when the recipe names a file."""
+        if self.warm is None:
+            return
+        images = normalize(self.data.train_images[:WARM_START_IMAGES].cpu(), self.entry.preprocess)
+        self.warm_method = warm_start.load_onnx_weights(model, str(self.warm.onnx_path), images)
+
     def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
         return None
 
@@ -142,7 +171,18 @@ class ClassifierSteps:
         return None
 
     def describe(self) -> Any:
-        return self.data.describe()
+        out: dict[str, Any] = dict(self.data.describe())
+        for key, stored in (("teacher", self.teacher), ("init_from", self.warm)):
+            if stored is not None:
+                out[key] = {"name": stored.name, "sha256": stored.sha256,
+                            "test_accuracy": stored.metrics.get("accuracy"), **_trained(stored)}
+        return out
+
+
+def _trained(stored: Any) -> dict[str, Any]:
+    """How long and where the stored file was trained, as its manifest says."""
+    training = stored.manifest.get("training") or {}
+    return {key: training[key] for key in ("seconds", "device", "machine", "epoch") if key in training}
 
 
 def _summary(row: dict[str, Any]) -> str:

@@ -187,6 +187,9 @@ class SegmentationSteps:
         return {"val_pixel_error": result["val_pixel_error"], "val_dice": result["val_dice"],
                 "val_sections": list(self.val_set.names)}
 
+    def start(self, model: nn.Module) -> None:
+        return None
+
     def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
         """The Rand error too, for the best only: it is the slow one."""
         row["val_rand_error"] = score(list(self._prediction.numpy()), list(self.val_set.labels))["rand_error"]

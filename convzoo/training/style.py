@@ -287,6 +287,9 @@ class StyleSteps:
     def validate(self, model: nn.Module) -> dict[str, Any]:
         return {}
 
+    def start(self, model: nn.Module) -> None:
+        return None
+
     def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
         return None
 
