@@ -132,7 +132,7 @@ def test_weights_read_back_from_the_file_compute_what_it_computes(small, name, h
         assert agree >= 0.8
 
 
-def test_a_file_of_another_shape_is_refused(small, tmp_path):
+def test_a_file_of_another_shape_is_refused(small):
     other = registry.Store().get("lenet5-fashion")
     model = build(registry.get("googlenet-fashion"))
     with pytest.raises(ConvzooError, match="not a file of this architecture"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from convzoo import tasks
+from convzoo.errors import ConvzooError
+from convzoo.registry import Store, StoredModel
 from convzoo.types import ModelEntry, Recipe, training_options
 
 RUNS = Path("runs")  # the run folders' root, unless --out names another
@@ -33,3 +35,14 @@ def train(entry: ModelEntry, recipe: Recipe | None = None, *, data_dir: Path | s
 
 
 __all__ = ["BEST", "LAST", "RUNS", "best_checkpoint", "train"]
+
+
+def stored_for(option: str, name: str) -> StoredModel:
+    """The whole stored file a recipe option (``teacher``, ``init_from``) names, or a sentence saying which
+    option wanted it and what is wrong (the store's own: not there, did you mean, how to make it)."""
+    try:
+        stored = Store().get(name)
+        stored.verify()
+    except ConvzooError as e:
+        raise ConvzooError(f"the recipe's {option} option: {e}") from None
+    return stored

@@ -112,8 +112,7 @@ class ClassifierSteps:
         self.epochs = recipe.epochs
         self._order: tuple[int, torch.Tensor] | None = None
         self.warm = warm_start.stored_start(opts.init_from, entry) if opts.init_from else None
-        self.warm_method = None
-        self.distill = opts if opts.teacher else None
+        self.options = opts
         self.teacher, self.teacher_logits = None, None
         if opts.teacher:
             self.teacher = teacher.stored_teacher(opts.teacher, entry)
@@ -135,11 +134,11 @@ class ClassifierSteps:
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         main = None
-        if self.distill is not None:
+        if self.teacher_logits is not None:  # batch() paired each label with the teacher's logits
             y, soft = y
             main = functools.partial(teacher.distillation_loss, teacher=soft, labels=y,
-                                     smoothing=self.recipe.label_smoothing, weight=self.distill.distill_weight,
-                                     temperature=self.distill.distill_temperature)
+                                     smoothing=self.recipe.label_smoothing, weight=self.options.distill_weight,
+                                     temperature=self.options.distill_temperature)
         loss, logits = classification_loss(model(x), y, self.recipe.label_smoothing, main)
         return loss, torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
                                   torch.tensor(float(len(y)), dtype=torch.float64, device=y.device)])
@@ -159,7 +158,7 @@ class ClassifierSteps:
         if self.warm is None:
             return
         images = normalize(self.data.train_images[:WARM_START_IMAGES].cpu(), self.entry.preprocess)
-        self.warm_method = warm_start.load_onnx_weights(model, str(self.warm.onnx_path), images)
+        warm_start.load_onnx_weights(model, str(self.warm.onnx_path), images)
 
     def on_best(self, model: nn.Module, row: dict[str, Any]) -> None:
         return None

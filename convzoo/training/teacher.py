@@ -11,29 +11,26 @@ held it out of its training), so choosing the student's checkpoint on it stays h
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from convzoo.data.transforms import normalize
 from convzoo.errors import ConvzooError
+from convzoo.registry import StoredModel
+from convzoo.training import stored_for
 from convzoo.types import ModelEntry
 
 BATCH = 512  # images per onnxruntime call: the ResNet-18 teacher's activations stay under 200 MB
 
 
-def stored_teacher(name: str, student: ModelEntry) -> Any:
+def stored_teacher(name: str, student: ModelEntry) -> StoredModel:
     """The stored model ``name``, refused with a sentence unless it classifies the student's images into the
     student's labels."""
-    from convzoo.registry import Store
-
-    found = Store().find(name)
-    if found is None:
-        raise ConvzooError(f"the teacher {name!r} is not in the store; export it first (`convzoo export {name}`) "
-                           "or pull it")
-    found.verify()
+    found = stored_for("teacher", name)
     entry = found.entry
     if entry.task != "classification" or list(entry.labels) != list(student.labels):
         raise ConvzooError(f"the teacher {name!r} does not classify into {student.name}'s labels; choose a "
@@ -44,12 +41,8 @@ def stored_teacher(name: str, student: ModelEntry) -> Any:
     return found
 
 
-def teacher_logits(stored: Any, images: torch.Tensor, threads: int) -> torch.Tensor:
+def teacher_logits(stored: StoredModel, images: torch.Tensor, threads: int) -> torch.Tensor:
     """The teacher's float32 logits for uint8 ``images`` (N x C x H x W), computed by onnxruntime."""
-    import onnxruntime as ort
-
-    from convzoo.data.transforms import normalize
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(stored.onnx_path), options, providers=["CPUExecutionProvider"])

@@ -22,17 +22,14 @@ from onnx import numpy_helper
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.registry import StoredModel
+from convzoo.training import stored_for
 from convzoo.types import MIRROR_PASS_PREFIX, ModelEntry
 
 
-def stored_start(name: str, entry: ModelEntry) -> Any:
+def stored_start(name: str, entry: ModelEntry) -> StoredModel:
     """The stored model ``name``, refused with a sentence unless it is a file of ``entry``'s architecture."""
-    from convzoo.registry import Store
-
-    found = Store().find(name)
-    if found is None:
-        raise ConvzooError(f"init_from: {name!r} is not in the store; export or pull it first")
-    found.verify()
+    found = stored_for("init_from", name)
     if found.entry.arch != entry.arch:
         raise ConvzooError(f"init_from: {name!r} is a {found.entry.arch}, not a {entry.arch}; a run can only start "
                            "from a file of its own architecture")
