@@ -5,11 +5,14 @@
     # the table of runs already made (each folder holds the metrics.json of `convzoo train`)
     python benchmarks/time_to_accuracy.py report runs/tta/old/alexnet-fashion runs/tta/fast/alexnet-fashion
 
-A road is a way to train the same network: ``old`` is the registry recipe in NCHW memory (the loop before
-benchmarks/train_step.py), ``fast`` the same recipe in channels-last. The training loop evaluates the whole test
-set after every epoch and its ``seconds`` count everything (steps, evaluation, checkpoints), so a road's time
-to a threshold is the ``seconds`` of the first epoch at or above it: an upper bound, at epoch resolution. The
-accuracy is one pass of the network; a file that averages over the mirror image scores a little higher.
+A road is a way to train the same network from random weights, for the same number of epochs: ``old`` is the
+loop before issue 26, the registry recipe without what that issue added (no teacher to distil from) in NCHW
+memory; ``fast`` is the registry recipe as it is (distilled from its teacher where it names one) in
+channels-last memory. Both drop a start file (``init_from``): time to accuracy counts from random weights.
+The training loop evaluates the whole test set after every epoch and its ``seconds`` count everything (steps,
+evaluation, checkpoints), so a road's time to a threshold is the ``seconds`` of the first epoch at or above it:
+an upper bound, at epoch resolution. The accuracy is one pass of the network; a file that averages over the
+mirror image scores a little higher.
 
 Writes ``benchmarks/results/time_to_accuracy.json`` beside the printed table.
 """
@@ -25,6 +28,7 @@ from typing import Any
 THRESHOLDS = (0.92, 0.93, 0.94)
 RESULTS = Path(__file__).parent / "results" / "time_to_accuracy.json"
 ROADS = ("old", "fast")
+ISSUE_26_OPTIONS = ("teacher", "distill_weight", "distill_temperature", "dropout")  # what the old road leaves out
 
 
 def time_to(history: list[dict[str, Any]], threshold: float) -> tuple[float, int] | None:
@@ -56,6 +60,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def road_recipe(recipe: Any, road: str, epochs: int | None) -> Any:
+    """The recipe a road trains: never from a start file; the old road also without the issue-26 options."""
+    dropped = ("init_from",) + (ISSUE_26_OPTIONS if road == "old" else ())
+    options = {k: v for k, v in recipe.options.items() if k not in dropped}
+    return dataclasses.replace(recipe, options=options, **({"epochs": epochs} if epochs else {}))
+
+
 def train_roads(name: str, roads: list[str], epochs: int | None, threads: int, out: Path,
                 max_steps: int | None, data_dir: str | None) -> list[Path]:
     import torch
@@ -65,12 +76,11 @@ def train_roads(name: str, roads: list[str], epochs: int | None, threads: int, o
 
     torch.set_num_threads(threads)
     entry = get(name)
-    recipe = dataclasses.replace(entry.recipe, epochs=epochs) if epochs else entry.recipe
     done = []
     for road in roads:
         loop.ClassifierSteps.channels_last = road == "fast"  # the class's measured setting, per road
-        done.append(loop.train_classifier(entry, recipe, out_dir=out / road, device="cpu", max_steps=max_steps,
-                                          data_dir=data_dir).parent)
+        done.append(loop.train_classifier(entry, road_recipe(entry.recipe, road, epochs), out_dir=out / road,
+                                          device="cpu", max_steps=max_steps, data_dir=data_dir).parent)
     return done
 
 

@@ -82,6 +82,14 @@ def _bench_section(bench: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _stored_file(run: Mapping[str, Any]) -> str:
+    """A file another run used, as its record says: name, sha256, test accuracy, how long and where it trained."""
+    scored = f", test accuracy {run['test_accuracy']:.4f}" if run.get("test_accuracy") else ""
+    trained = (f", trained {run['seconds'] / 60:.1f} min on {run.get('device', 'another machine')}"
+               if run.get("seconds") else "")
+    return f"`{run['name']}` (sha256 `{run['sha256'][:12]}...`{scored}{trained})"
+
+
 def _training_section(entry: ModelEntry, training: Mapping[str, Any]) -> list[str]:
     registry_recipe = entry.recipe.to_json()
     recipe = training.get("recipe") or registry_recipe
@@ -93,21 +101,27 @@ def _training_section(entry: ModelEntry, training: Mapping[str, Any]) -> list[st
         time = "GPU time" if str(training.get("device", "")).startswith("cuda") else "time"
         lines.append(f"- Epochs: {recipe['epochs']} (the registry recipe has {registry_recipe.get('epochs')}; "
                      f"the run was sized to the {time} available)")
+    opts = training_options(entry.task, recipe.get("options") or {})
     teacher = training.get("teacher")
     if teacher:
-        opts = training_options(entry.task, recipe.get("options") or {})
-        scored = f", test accuracy {teacher['test_accuracy']:.4f}" if teacher.get("test_accuracy") else ""
-        lines.append(f"- Distilled from `{teacher['name']}` (sha256 `{teacher['sha256'][:12]}...`{scored}): the loss is "
+        lines.append(f"- Distilled from {_stored_file(teacher)}: the loss is "
                      f"{1 - opts.distill_weight:.2g} x cross-entropy with the labels + {opts.distill_weight:.2g} x "
                      f"T^2 x KL from the teacher's softened probabilities at T = {opts.distill_temperature:g} "
                      "(Hinton et al. 2015); the teacher's logits were computed once on the un-augmented training images")
+    if getattr(opts, "dropout", None) is not None:
+        lines.append(f"- Dropout while training: {opts.dropout:g} in every dropout layer, in place of the "
+                     "architecture's own rate (evaluation and this file never drop)")
     start = training.get("init_from")
     if start:
-        before = (f", trained {start['seconds'] / 60:.1f} min on {start.get('device', 'another machine')}"
-                  if start.get("seconds") else "")
-        scored = f", test accuracy {start['test_accuracy']:.4f}" if start.get("test_accuracy") else ""
-        lines.append(f"- Started from the weights of the earlier `{start['name']}` (sha256 `{start['sha256'][:12]}...`"
-                     f"{scored}{before}), read back from its ONNX file; the time below is this run's alone")
+        chain, earlier = [], start
+        while earlier:
+            chain.append(earlier)
+            earlier = earlier.get("init_from")
+        total = sum(run.get("seconds") or 0.0 for run in chain) + (training.get("seconds") or 0.0)
+        together = f"; all {len(chain) + 1} runs together: {total / 60:.1f} min" if len(chain) > 1 else ""
+        lines.append("- Started from the weights of the earlier " + ", itself continued from the earlier ".join(
+            _stored_file(run) for run in chain) + f", read back from its ONNX file; the time below is this run's "
+            f"alone{together}")
     if "epoch" in training:
         lines.append(f"- Checkpoint: epoch {training['epoch']}, chosen on the validation split held out from the "
                      "training set (the test set is never used for selection)")

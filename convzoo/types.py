@@ -191,8 +191,13 @@ class ClassifierOptions(TrainingOptions):
     distill_temperature: float = 4.0
     # a stored file of the same architecture whose weights start the run (convzoo.training.warm_start)
     init_from: str | None = None
+    # every dropout layer's rate while training (None: the architecture's own); evaluation and the ONNX
+    # file never drop, so the file is the same network whatever the rate
+    dropout: float | None = None
 
     def __post_init__(self) -> None:
+        _require(self.dropout is None or 0 <= self.dropout < 1, "recipe",
+                 f"option dropout must lie in [0, 1), got {self.dropout}")
         _require(0 <= self.distill_weight <= 1, "recipe", f"option distill_weight must lie in [0, 1], got "
                  f"{self.distill_weight}")
         _require(math.isfinite(self.distill_temperature) and 0 < self.distill_temperature <= 100, "recipe",

@@ -66,6 +66,19 @@ def test_time_to_accuracy_takes_the_first_epoch_at_the_threshold_and_skips_a_par
     assert "2.2 min (epoch 2)" in tta.table([summary]) and "not reached" in tta.table([summary])
 
 
+def test_time_to_accuracy_roads_start_from_random_weights_and_only_the_fast_one_has_a_teacher():
+    from convzoo.registry import get
+
+    tta = _time_to_accuracy()
+    vgg = get("vgg16-fashion").recipe
+    assert "init_from" in vgg.options and "teacher" in vgg.options  # else this test checks nothing
+    old, fast = (tta.road_recipe(vgg, road, 7) for road in ("old", "fast"))
+    assert "init_from" not in old.options and "init_from" not in fast.options
+    assert "teacher" not in old.options and fast.options["teacher"] == vgg.options["teacher"]
+    assert old.epochs == fast.epochs == 7 and old.lr == fast.lr == vgg.lr and old.augment == vgg.augment
+    assert tta.road_recipe(vgg, "fast", None).epochs == vgg.epochs
+
+
 @pytest.mark.slow
 def test_time_to_accuracy_trains_both_roads_and_prints_their_table(tmp_path, fashion_dir):
     out = run("benchmarks/time_to_accuracy.py", "--results", str(tmp_path / "tta.json"), "train", "lenet5-fashion",

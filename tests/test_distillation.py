@@ -167,6 +167,41 @@ def test_the_card_names_the_teacher_and_its_loss():
                                           "seconds": 90.0, "device": "cuda:0"}}
     card = render_card(dataclasses.replace(stored, manifest=manifest))
     assert ("Started from the weights of the earlier `lenet5-fashion` (sha256 `cdcdcdcdcdcd...`, test accuracy "
-            "0.9144, trained 1.5 min on cuda:0)") in card
+            "0.9144, trained 1.5 min on cuda:0), read back") in card
     assert f"Distilled from `{TEACHER}` (sha256 `abababababab...`, test accuracy 0.9505)" in card
     assert "0.1 x cross-entropy with the labels + 0.9 x T^2 x KL" in card and "T = 4" in card
+
+
+@pytest.mark.parametrize("rate", [1.0, -0.1, float("nan")])
+def test_a_dropout_rate_outside_0_to_1_is_refused_with_its_name(rate):
+    with pytest.raises(EntryError, match="dropout"):
+        training_options("classification", {"dropout": rate})
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 0.5), ({"dropout": 0.1}, 0.1)])
+def test_the_recipes_dropout_rate_is_every_dropout_layers_while_training(small, options, expected):
+    from convzoo.training.distributed import Context
+    from convzoo.training.loop import ClassifierSteps
+
+    entry = registry.get("vgg16-fashion")
+    model = build(entry)
+    recipe = dataclasses.replace(entry.recipe, options=options)
+    ClassifierSteps(entry, recipe, small, Context(0, 1, torch.device("cpu"), owns_group=False), model)
+    rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(rates) == 2 and set(rates) == {expected}
+
+
+def test_the_card_follows_a_chain_of_continuations_and_adds_their_times():
+    stored = registry.Store().get("lenet5-fashion")
+    manifest = dict(stored.manifest)
+    gpu = {"name": "lenet5-fashion", "sha256": "ef" * 32, "test_accuracy": 0.90, "seconds": 120.0, "device": "cuda:0"}
+    cpu = {"name": "lenet5-fashion", "sha256": "cd" * 32, "test_accuracy": 0.91, "seconds": 600.0, "device": "cpu",
+           "init_from": gpu}
+    manifest["training"] = {"recipe": {**LENET.recipe.to_json(), "options": {"dropout": 0.1}}, "seconds": 180.0,
+                            "init_from": cpu}
+    card = render_card(dataclasses.replace(stored, manifest=manifest))
+    assert ("earlier `lenet5-fashion` (sha256 `cdcdcdcdcdcd...`, test accuracy 0.9100, trained 10.0 min on cpu), "
+            "itself continued from the earlier `lenet5-fashion` (sha256 `efefefefefef...`, test accuracy 0.9000, "
+            "trained 2.0 min on cuda:0)") in card
+    assert "all 3 runs together: 15.0 min" in card  # 2 + 10 + 3 minutes
+    assert "Dropout while training: 0.1 in every dropout layer" in card

@@ -86,7 +86,7 @@ def fit(entry: ModelEntry, recipe: Recipe, data: ClassificationData, *, out_dir:
         device: str | torch.device = "auto", resume: bool = False, max_steps: int | None = None) -> Path:
     """Train ``entry``'s architecture on ``data`` with the one loop; returns ``out_dir/<name>/best.pt`` (best
     validation accuracy)."""
-    return one_loop.fit(entry, recipe, lambda context, model: ClassifierSteps(entry, recipe, data, context),
+    return one_loop.fit(entry, recipe, lambda context, model: ClassifierSteps(entry, recipe, data, context, model),
                         out_dir=out_dir, device=device, resume=resume, max_steps=max_steps)
 
 
@@ -100,10 +100,15 @@ class ClassifierSteps:
     # NHWC on the CPU: 1.07x (ResNet-18) to 1.30x (GoogLeNet) a training step, benchmarks/train_step.py
     channels_last = True
 
-    def __init__(self, entry: ModelEntry, recipe: Recipe, data: ClassificationData, context: distributed.Context):
+    def __init__(self, entry: ModelEntry, recipe: Recipe, data: ClassificationData, context: distributed.Context,
+                 model: nn.Module | None = None):
         one_loop.per_process(recipe.batch_size, context)
         self.entry, self.recipe, self.context = entry, recipe, context
         opts = skeleton.options(entry, recipe)
+        if opts.dropout is not None and model is not None:  # here, not in start(): a resumed run needs it too
+            for layer in model.modules():
+                if isinstance(layer, nn.Dropout):
+                    layer.p = opts.dropout
         self.warmup = opts.warmup
         self.augment = Augment(recipe.augment, entry.preprocess, opts)
         self.data = data.to(context.device)
@@ -179,9 +184,10 @@ class ClassifierSteps:
 
 
 def _trained(stored: Any) -> dict[str, Any]:
-    """How long and where the stored file was trained, as its manifest says."""
+    """How long and where the stored file was trained, as its manifest says, with the file its run started from
+    (``init_from``, itself with its own start): a chain of continuations keeps every run's time."""
     training = stored.manifest.get("training") or {}
-    return {key: training[key] for key in ("seconds", "device", "machine", "epoch") if key in training}
+    return {key: training[key] for key in ("seconds", "device", "machine", "epoch", "init_from") if key in training}
 
 
 def _summary(row: dict[str, Any]) -> str:
