@@ -71,7 +71,11 @@ FASHION_RECIPES = {
     "alexnet": Recipe(epochs=30, lr=0.05, options={**MIRROR, **_DISTILL}, **_DEEP),
     "vgg11": Recipe(epochs=40, lr=0.05, **_DEEP),
     "vgg11_bn": Recipe(epochs=40, lr=0.1, **_DEEP),
-    "vgg16": Recipe(epochs=10, lr=0.01, options={**MIRROR, **_DISTILL, "init_from": "vgg16-fashion"}, **_DEEP),
+    # Continued without random erasing and with dropout 0.1 in the head while training: the continuations'
+    # training accuracy (0.920 with erasing, 0.943 without) stayed at or under their validation accuracy, so
+    # the little VGG (a 160-wide head, dropout 0.5) was held back, not overfitting.
+    "vgg16": Recipe(epochs=24, lr=0.01, options={**MIRROR, **_DISTILL, "init_from": "vgg16-fashion", "dropout": 0.1},
+                    **{**_DEEP, "augment": ("crop", "flip")}),
     "vgg16_bn": Recipe(epochs=40, lr=0.1, **_DEEP),
     "googlenet": Recipe(epochs=4, lr=0.04, options={**MIRROR, **_DISTILL, "init_from": "googlenet-fashion",
                                                     "warmup": 0.15}, **_DEEP),
