@@ -64,6 +64,10 @@ def test_time_to_accuracy_takes_the_first_epoch_at_the_threshold_and_skips_a_par
     assert summary["reached"] == {"0.92": (130.0, 2), "0.93": (130.0, 2), "0.94": None}
     assert summary["epochs"] == 3 and summary["best_test_accuracy"] == 0.931
     assert "2.2 min (epoch 2)" in tta.table([summary]) and "not reached" in tta.table([summary])
+    # a road timed whole: what the loop's seconds leave out (data, a teacher's logits) is added to each time
+    (tmp_path / "road.json").write_text('{"road": "fast", "wall_seconds": 290.0}')
+    timed = tta.summarise(tmp_path)
+    assert timed["setup_seconds"] == 90.0 and timed["reached"]["0.92"] == (220.0, 2) and timed["seconds"] == 290.0
 
 
 def test_time_to_accuracy_roads_start_from_random_weights_and_only_the_fast_one_has_a_teacher():
@@ -86,3 +90,4 @@ def test_time_to_accuracy_trains_both_roads_and_prints_their_table(tmp_path, fas
     rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
     assert [r.split(" | ")[0].rsplit("/", 2)[-2] for r in rows] == ["old", "fast"]
     assert all(" | 1 | " in r for r in rows)  # one finished epoch each, read from the run's own metrics.json
+    assert all((tmp_path / "runs" / road / "lenet5-fashion" / "road.json").exists() for road in ("old", "fast"))
