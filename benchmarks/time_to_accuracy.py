@@ -86,6 +86,10 @@ def train_roads(name: str, roads: list[str], epochs: int | None, threads: int, o
 
     torch.set_num_threads(threads)
     entry = get(name)
+    if "init_from" in entry.recipe.options:
+        print(f"note: {name}'s registry recipe continues a stored file (lr {entry.recipe.lr}, "
+              f"{entry.recipe.epochs} epochs); both roads run that schedule from random weights, which is not how "
+              "its file was made")
     done = []
     for road in roads:
         loop.ClassifierSteps.channels_last = road == "fast"  # the class's measured setting, per road
