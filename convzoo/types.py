@@ -172,6 +172,7 @@ class TrainingOptions:
 
     deterministic: bool = False  # deterministic kernels everywhere (a real cost on CUDA)
     compile: bool = False  # torch.compile the model
+    cpu_bf16: bool = False  # bf16 autocast for the training steps on a CPU with bf16 instructions (evaluation: fp32)
     checkpoint_every: int | None = None  # steps between mid-run last.pt saves (None: the task's default)
     val_seed: int = 0  # which training images are held out for validation
 

@@ -24,7 +24,7 @@ from convzoo.data import idx
 from convzoo.data.fashion_mnist import ClassificationData, load_fashion_mnist
 from convzoo.errors import ConvzooError
 from convzoo.models import build
-from convzoo.training import train
+from convzoo.training import skeleton, train
 from convzoo.training.loop import fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,3 +283,30 @@ def test_ddp_two_cpu_processes_keep_identical_weights(fashion_dir, tmp_path):
 def build_initial() -> dict[str, torch.Tensor]:
     torch.manual_seed(ENTRY.recipe.seed)
     return build(ENTRY).state_dict()
+
+
+def test_cpu_bf16_is_refused_with_a_sentence_on_a_cpu_without_bf16_instructions(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(skeleton, "cpu_has_bf16", lambda: False)
+    bf16 = recipe(options={**ENTRY.recipe.options, "cpu_bf16": True})
+    with pytest.raises(ConvzooError, match="no bf16 instructions.*leave the option off"):
+        fit(ENTRY, bf16, small, out_dir=tmp_path, device="cpu", max_steps=2)
+    assert not (tmp_path / ENTRY.name / "last.pt").exists()  # refused before any work
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
+    (tmp_path / "amx").write_text("flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
+    (tmp_path / "avx2").write_text("flags\t\t: fpu avx2 fma\n")
+    assert skeleton.cpu_has_bf16(tmp_path / "amx") and not skeleton.cpu_has_bf16(tmp_path / "avx2")
+    assert not skeleton.cpu_has_bf16(tmp_path / "missing")
+
+
+@pytest.mark.skipif(not skeleton.cpu_has_bf16(),
+                    reason="this CPU has no bf16 instructions (amx_bf16 / avx512_bf16)")
+def test_cpu_bf16_trains_with_bf16_steps_and_float32_weights(small, tmp_path):
+    bf16 = recipe(options={**ENTRY.recipe.options, "cpu_bf16": True})
+    plain = fit(ENTRY, recipe(), small, out_dir=tmp_path / "fp32", device="cpu", max_steps=6)
+    lowered = fit(ENTRY, bf16, small, out_dir=tmp_path / "bf16", device="cpu", max_steps=6)
+    a, b = weights(plain), weights(lowered)
+    assert all(v.dtype == torch.float32 for v in b.values())  # autocast lowers the steps, never the weights
+    assert not same_weights(a, b)  # the steps did run in bf16: rounding moved the weights
+    assert all(torch.allclose(a[k], b[k], atol=0.05) for k in a)  # yet six steps later they are the same net

@@ -70,15 +70,21 @@ def fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, *, out_dir: Path | s
     context = distributed.setup(device)
     try:
         opts = skeleton.options(entry, recipe)
+        cpu_bf16 = opts.cpu_bf16 and context.device.type == "cpu"
+        if cpu_bf16 and not skeleton.cpu_has_bf16():
+            raise ConvzooError("recipe option cpu_bf16: this CPU has no bf16 instructions (amx_bf16 or avx512_bf16 "
+                               "in /proc/cpuinfo), where bf16 training steps run 10-20x slower than float32; leave "
+                               "the option off on this machine")
         with skeleton.kernels(context.device, opts):
             return _fit(entry, recipe, make_steps, Path(out_dir) / entry.name, context, resume, max_steps,
-                        opts.compile, opts.checkpoint_every)
+                        opts.compile, opts.checkpoint_every, cpu_bf16)
     finally:
         distributed.teardown(context)
 
 
 def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, context: distributed.Context,
-         resume: bool, max_steps: int | None, compile_model: bool, checkpoint_every: int | None) -> Path:
+         resume: bool, max_steps: int | None, compile_model: bool, checkpoint_every: int | None,
+         cpu_bf16: bool = False) -> Path:
     from convzoo.models import build
 
     device, main = context.device, context.is_main
@@ -156,7 +162,7 @@ def _fit(entry: ModelEntry, recipe: Recipe, make_steps: Any, run_dir: Path, cont
             x, y = steps.batch(epoch, batch, generator)
             if nhwc and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with skeleton.autocast(device):
+            with skeleton.autocast(device, cpu_bf16):
                 loss, stats = steps.loss(trained, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
