@@ -73,8 +73,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 def road_recipe(recipe: Any, road: str, epochs: int | None) -> Any:
     """The recipe a road trains: never from a start file; the old road also without the issue-26 options."""
     dropped = ("init_from",) + (ISSUE_26_OPTIONS if road == "old" else ())
-    options = {k: v for k, v in recipe.options.items() if k not in dropped} | ({"cpu_bf16": True} if road == "bf16"
-                                                                              else {})
+    options = {k: v for k, v in recipe.options.items() if k not in dropped}
+    if road == "bf16":
+        options["cpu_bf16"] = True
     return dataclasses.replace(recipe, options=options, **({"epochs": epochs} if epochs else {}))
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from convzoo.benchmark import machine
 from convzoo.models import build
 from convzoo.registry import get
+from convzoo.training import skeleton
 
 CLASSICS = ["lenet5-fashion", "alexnet-fashion", "vgg16-fashion", "googlenet-fashion", "resnet18-fashion"]
 RESULTS = Path(__file__).parent / "results" / "train_step.json"
@@ -62,7 +63,7 @@ def stepper(name: str, setting: Setting) -> Callable[[], None]:
     y = torch.randint(0, len(entry.labels), (setting.batch,))
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting.bf16):
+        with skeleton.autocast(torch.device("cpu"), cpu_bf16=setting.bf16):  # as the loop's cpu_bf16 option
             out = trained(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out
             loss = F.cross_entropy(logits.float(), y, label_smoothing=0.1)
