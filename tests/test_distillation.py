@@ -20,7 +20,8 @@ from convzoo.data.transforms import normalize
 from convzoo.errors import ConvzooError, EntryError
 from convzoo.models import build
 from convzoo.training import checkpoints, teacher, warm_start
-from convzoo.training.loop import fit
+from convzoo.training.distributed import Context
+from convzoo.training.loop import ClassifierSteps, fit
 from convzoo.types import training_options
 
 LENET = registry.get("lenet5-fashion")
@@ -180,9 +181,6 @@ def test_a_dropout_rate_outside_0_to_1_is_refused_with_its_name(rate):
 
 @pytest.mark.parametrize(("options", "expected"), [({}, 0.5), ({"dropout": 0.1}, 0.1)])
 def test_the_recipes_dropout_rate_is_every_dropout_layers_while_training(small, options, expected):
-    from convzoo.training.distributed import Context
-    from convzoo.training.loop import ClassifierSteps
-
     entry = registry.get("vgg16-fashion")
     model = build(entry)
     recipe = dataclasses.replace(entry.recipe, options=options)
